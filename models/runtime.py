@@ -1,0 +1,38 @@
+"""Device, seeds and the optional ZeroGPU decorator, shared by every technique."""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+MAX_SEED = 2**31 - 1
+
+
+@functools.cache
+def device() -> torch.device:
+    """CUDA when present (Spaces GPUs), else CPU; ``GDL_DEVICE`` overrides."""
+    wanted = os.environ.get("GDL_DEVICE")
+    if wanted:
+        return torch.device(wanted)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def generator(seed: int, on: torch.device | str | None = None) -> torch.Generator:
+    """A per-request generator: every random choice of a request draws from it, never global RNG."""
+    gen = torch.Generator(device=on or "cpu")
+    gen.manual_seed(int(seed) % (MAX_SEED + 1))
+    return gen
+
+
+def gpu(fn=None, *, duration: int = 60):
+    """``spaces.GPU`` when the ``spaces`` package is installed (ZeroGPU Spaces), else a no-op."""
+    try:
+        import spaces  # type: ignore
+    except ImportError:
+        spaces = None
+
+    def wrap(f):
+        return spaces.GPU(duration=duration)(f) if spaces is not None else f
+
+    return wrap(fn) if fn is not None else wrap

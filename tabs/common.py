@@ -1,0 +1,162 @@
+"""What every tab shares: image uploads that fail with a clear message, checks for numbers sent
+through the API (slider limits only protect the UI), and lazily loaded models."""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any, Callable, Generic, TypeVar
+
+import gradio as gr
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000            # refuse images above 40 MP before decoding them
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own decompression-bomb guard, as a second line
+HEAVY = "heavy"                    # concurrency_id shared by the CPU/GPU-bound events
+MAX_SECONDS = 300                  # no single request may hold the heavy queue longer
+
+T = TypeVar("T")
+
+
+class _SafeImage(gr.Image):
+    """``gr.Image`` whose unreadable uploads become a clear ``gr.Error`` (not a stack trace).
+
+    (No ``__init__`` of its own: Gradio reads the component's props from ``gr.Image``'s.)
+    """
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Image.DecompressionBombError:
+            raise gr.Error(f"That image has too many pixels (the limit is {MAX_PIXELS // 1_000_000} MP).")
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise gr.Error(f"Could not read the upload as an image ({type(exc).__name__}). "
+                           "Try a PNG or JPEG file.")
+
+
+def ImageInput(**kwargs) -> gr.Image:
+    """An image upload passed on as a file path: decoding, modes and size limits are done by
+    :func:`read_image`, so every problem gets a message a person understands."""
+    kwargs.setdefault("type", "filepath")
+    kwargs.setdefault("image_mode", None)
+    kwargs.setdefault("sources", ["upload", "clipboard", "webcam"])
+    return _SafeImage(**kwargs)
+
+
+def read_image(path: str | None, max_side: int) -> tuple[np.ndarray, list[str]]:
+    """Decode any image mode into RGB uint8, scaled down to ``max_side``; return notes for the user."""
+    if not path:
+        raise gr.Error("Upload an image first, or click one of the examples.")
+    notes: list[str] = []
+    try:
+        im = Image.open(path)
+        w, h = im.size
+        if w * h > MAX_PIXELS:
+            raise gr.Error(f"The image is {w}x{h} ({w * h / 1e6:.0f} MP); the limit is "
+                           f"{MAX_PIXELS // 1_000_000} MP. Please scale it down first.")
+        im.load()
+        im = ImageOps.exif_transpose(im)
+    except gr.Error:
+        raise
+    except Image.DecompressionBombError:
+        raise gr.Error(f"That image has too many pixels (the limit is {MAX_PIXELS // 1_000_000} MP).")
+    except Exception as exc:  # truncated, corrupt, unsupported
+        raise gr.Error(f"Could not decode the image ({type(exc).__name__}: {exc}). Try a PNG or JPEG.")
+    im, mode_note = to_rgb(im)
+    if mode_note:
+        notes.append(mode_note)
+    if max(im.size) > max_side:
+        old = im.size
+        im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        notes.append(f"resized from {old[0]}x{old[1]} to {im.size[0]}x{im.size[1]}")
+    return np.asarray(im, dtype=np.uint8).copy(), notes
+
+
+def to_rgb(im: Image.Image) -> tuple[Image.Image, str]:
+    """RGB for any PIL mode: 16-bit and float scaled, transparency put on white, CMYK converted."""
+    mode = im.mode
+    if mode == "RGB":
+        return im, ""
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        if mode.startswith("I;16"):
+            arr = arr / 257.0
+        else:
+            lo, hi = float(arr.min()), float(arr.max())
+            arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        gray = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+        return gray.convert("RGB"), f"{mode} image scaled to 8 bits"
+    if mode == "P":
+        im = im.convert("RGBA")
+    if mode in ("RGBA", "LA", "PA", "P", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        note = "transparency put on white" if rgba.getextrema()[3][0] < 255 else ""
+        return Image.alpha_composite(white, rgba).convert("RGB"), note
+    converted = im.convert("RGB")
+    return converted, ("" if mode in ("L", "1") else f"{mode} image converted to RGB")
+
+
+def number(value: Any, name: str, lo: float, hi: float, *, integer: bool = False) -> float | int:
+    """A finite number within [lo, hi], or a clear gr.Error."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a number (got {value!r}).")
+    if not math.isfinite(x):
+        raise gr.Error(f"{name} must be a finite number (got {value!r}).")
+    if not lo <= x <= hi:
+        raise gr.Error(f"{name} must be between {lo:g} and {hi:g} (got {x:g}).")
+    if integer:
+        if x != int(x):
+            raise gr.Error(f"{name} must be a whole number (got {x:g}).")
+        return int(x)
+    return x
+
+
+def seed_value(value: Any) -> int:
+    return number(value, "Seed", 0, 2**31 - 1, integer=True)
+
+
+class Lazy(Generic[T]):
+    """A model built on first use (never at import), once, with progress while it loads."""
+
+    def __init__(self, title: str, factory: Callable[[Callable[[float, str], None]], T]):
+        self.title = title
+        self._factory = factory
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._value is not None
+
+    def get(self, progress: gr.Progress | None = None) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    def report(fraction: float, desc: str) -> None:
+                        if progress is not None:
+                            progress(fraction, desc=desc)
+
+                    report(0.0, f"Loading {self.title} (first use)")
+                    try:
+                        self._value = self._factory(report)
+                    except Exception as exc:
+                        raise gr.Error(f"Could not load {self.title}: {exc}")
+        return self._value
+
+
+class Deadline:
+    """Wall-clock cap for one request, so a generation cannot hold the queue forever."""
+
+    def __init__(self, seconds: float = MAX_SECONDS):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.end

@@ -1,0 +1,174 @@
+"""DeepDream tab: widgets, validation and wiring; the algorithm is models/deepdream.py."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gradio as gr
+import skimage
+
+from models.backbones import INCEPTION_BLOCKS, load_inception_v3
+from models.deepdream import DEFAULT_PRESET, PRESETS, DeepDreamPipeline, DreamSettings
+from models.runtime import device, generator, gpu
+
+from .common import HEAVY, Deadline, ImageInput, Lazy, number, read_image, seed_value
+
+LAYERS = list(INCEPTION_BLOCKS)
+SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
+EXAMPLES = [str(SKIMAGE_DATA / name) for name in
+            ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")]
+
+PIPELINE = Lazy("Inception-v3", lambda report: DeepDreamPipeline(
+    load_inception_v3("mixed10", progress=report, device=device())))
+
+EXPLAIN = """
+**How it works.** The network looks at your image; DeepDream then changes the *pixels* so that
+the chosen layers respond more strongly (gradient ascent on the mean squared activation).
+Early layers (`mixed0`-`mixed3`) amplify strokes and textures; later ones (`mixed6`-`mixed9`)
+hallucinate eyes, dog faces, pagodas: the ImageNet classes the network knows.
+
+* **Octaves**: the image is first dreamed small, then enlarged by the *octave scale* and dreamed
+  again, so structures appear at several sizes. The detail lost by shrinking is put back each time.
+* **Steps per octave / step size**: how many ascent steps, and how far each moves the pixels
+  (the gradient is normalised, so the step size alone sets the strength).
+* **Max loss**: an octave stops early once the objective passes this value (over-dreamed images
+  turn to mush).
+* **Jitter**: a random shift every step, so the dream does not lock onto the pixel grid.
+* **Tile size**: large images are processed in tiles, whose grid moves at random every step so
+  no seams show; any size up to 2,048 px works without running out of memory.
+"""
+
+
+def parse_weights(text: str, layers: list[str]) -> dict[str, float]:
+    """'mixed4: 1, mixed5=1.5' -> weights for the checked layers (1.0 where not given)."""
+    given: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in re.split(r"[,;\n]", text or ""))):
+        match = re.fullmatch(r"(mixed\d+)\s*[:=]\s*([-+0-9.eE]+)", item)
+        if not match:
+            raise gr.Error(f"Could not read the layer weight {item!r}; write e.g. 'mixed4: 1.5'.")
+        name, value = match.groups()
+        if name not in LAYERS:
+            raise gr.Error(f"Unknown layer {name!r}; the layers are {', '.join(LAYERS)}.")
+        given[name] = number(value, f"Weight of {name}", -100, 100)
+    return {name: given.get(name, 1.0) for name in layers}
+
+
+def settings_from(layers, weights_text, octaves, octave_scale, steps, step_size, max_loss,
+                  jitter, tile_size, channel) -> DreamSettings:
+    if isinstance(layers, str):
+        layers = [layers]
+    layers = list(dict.fromkeys(layers or []))
+    if not layers:
+        raise gr.Error("Tick at least one layer (or pick a preset).")
+    unknown = [name for name in layers if name not in LAYERS]
+    if unknown:
+        raise gr.Error(f"Unknown layers {unknown}; the layers are {', '.join(LAYERS)}.")
+    weights = parse_weights(weights_text, layers)
+    if all(w == 0 for w in weights.values()):
+        raise gr.Error("All chosen layers have weight 0: nothing to dream about.")
+    channel = number(channel, "Channel", -1, 2047, integer=True)
+    settings = DreamSettings(
+        layers=weights,
+        octaves=number(octaves, "Octaves", 1, 8, integer=True),
+        octave_scale=number(octave_scale, "Octave scale", 1.05, 2.5),
+        steps=number(steps, "Steps per octave", 1, 100, integer=True),
+        step_size=number(step_size, "Step size", 0.1, 200),
+        max_loss=number(max_loss, "Max loss", 0.1, 1e6),
+        jitter=number(jitter, "Jitter", 0, 256, integer=True),
+        tile_size=number(tile_size, "Tile size", 256, 1024, integer=True),
+        channel=None if channel < 0 else channel,
+    )
+    if settings.channel is not None:
+        if len(layers) != 1:
+            raise gr.Error("Channel dreaming works on one layer: tick exactly one.")
+        width = _CHANNELS[layers[0]]
+        if settings.channel >= width:
+            raise gr.Error(f"{layers[0]} has {width} channels (0 to {width - 1}).")
+    return settings
+
+
+_CHANNELS = {"mixed0": 256, "mixed1": 288, "mixed2": 288, "mixed3": 768, "mixed4": 768,
+             "mixed5": 768, "mixed6": 768, "mixed7": 768, "mixed8": 1280, "mixed9": 2048,
+             "mixed10": 2048}
+
+
+@gpu(duration=120)
+def dream(image, layers, weights_text, octaves, octave_scale, steps, step_size, max_loss,
+          jitter, tile_size, channel, working_size, seed, progress=gr.Progress()):
+    """Stream (image, status) while dreaming."""
+    settings = settings_from(layers, weights_text, octaves, octave_scale, steps, step_size,
+                             max_loss, jitter, tile_size, channel)
+    size = number(working_size, "Working size", 128, 2048, integer=True)
+    gen = generator(seed_value(seed))
+    picture, notes = read_image(image, size)
+    pipeline = PIPELINE.get(progress)
+    deadline = Deadline()
+    prefix = ("; ".join(notes) + ". ") if notes else ""
+    yield None, prefix + "Starting..."
+    try:
+        for update in pipeline.stream(picture, settings, generator=gen, preview_every=5,
+                                      should_stop=deadline.passed):
+            progress(update.fraction, desc=update.message)
+            status = prefix + ("Done: " if update.done else "") + update.message
+            if deadline.passed():
+                status += f" - stopped at the {deadline.seconds:.0f} s limit"
+            yield update.image, status
+    except ValueError as exc:
+        raise gr.Error(str(exc))
+
+
+def apply_preset(name: str):
+    weights = PRESETS.get(name, PRESETS[DEFAULT_PRESET])
+    text = ", ".join(f"{k}: {v:g}" for k, v in weights.items())
+    return list(weights), text
+
+
+def build() -> None:
+    default = PRESETS[DEFAULT_PRESET]
+    with gr.Tab("DeepDream", id="deepdream"):
+        gr.Markdown("### DeepDream octaves\nGradient ascent on Inception-v3 layers over an octave "
+                    "pyramid (Mordvintsev et al., 2015). Pick an image and a preset, press **Dream**.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300):
+                image = ImageInput(label="Image", height=320)
+                gr.Examples(EXAMPLES, inputs=[image], label="Example photos (scikit-image)")
+                preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
+                layers = gr.CheckboxGroup(LAYERS, value=list(default), label="Layers to amplify",
+                                          info="early = textures, late = eyes, dogs, buildings")
+                with gr.Row():
+                    octaves = gr.Slider(1, 8, value=3, step=1, label="Octaves")
+                    steps = gr.Slider(1, 100, value=20, step=1, label="Steps per octave")
+                with gr.Row():
+                    step_size = gr.Slider(1, 100, value=20, step=0.5, label="Step size")
+                    size = gr.Slider(128, 2048, value=512, step=32, label="Working size (px)",
+                                     info="longest side; larger is slower")
+                seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed",
+                                 info="sets the random jitter; same seed, same dream")
+                with gr.Accordion("Advanced", open=False):
+                    weights = gr.Textbox(", ".join(f"{k}: {v:g}" for k, v in default.items()),
+                                         label="Layer weights", info="layer: weight, ...; "
+                                         "ticked layers without a weight get 1")
+                    with gr.Row():
+                        octave_scale = gr.Slider(1.05, 2.5, value=1.4, step=0.05, label="Octave scale")
+                        max_loss = gr.Number(value=15, minimum=0.1, label="Max loss")
+                    with gr.Row():
+                        jitter = gr.Slider(0, 256, value=32, step=1, label="Jitter (px)")
+                        tile = gr.Slider(256, 1024, value=512, step=32, label="Tile size (px)")
+                    channel = gr.Number(value=-1, precision=0, minimum=-1, maximum=2047,
+                                        label="Channel (-1 = whole layers)",
+                                        info="dream one channel of a single ticked layer")
+            with gr.Column(scale=1, min_width=300):
+                with gr.Row():
+                    run = gr.Button("Dream", variant="primary", elem_id="deepdream-run")
+                    stop = gr.Button("Stop", variant="stop")
+                status = gr.Markdown("", elem_id="deepdream-status")
+                output = gr.Image(label="Dream", format="png", type="numpy", interactive=False,
+                                  buttons=["download", "fullscreen"], height=480)
+                gr.Markdown(EXPLAIN)
+        preset.change(apply_preset, preset, [layers, weights], api_name="deepdream_preset",
+                      queue=False)
+        event = run.click(dream, [image, layers, weights, octaves, octave_scale, steps, step_size,
+                                  max_loss, jitter, tile, channel, size, seed], [output, status],
+                          api_name="deepdream", concurrency_id=HEAVY, concurrency_limit=1)
+        stop.click(lambda: "Stopped: the picture shows the last finished step.", None, status,
+                   cancels=[event], api_name="deepdream_stop", queue=False)

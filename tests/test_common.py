@@ -1,0 +1,106 @@
+"""Uploads of every kind and numbers sent through the API get defined behaviour or a gr.Error."""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from tabs.common import Lazy, number, read_image
+from tests.conftest import skimage_photo
+
+
+def save(tmp_path, image: Image.Image, name: str) -> str:
+    path = tmp_path / name
+    image.save(path)
+    return str(path)
+
+
+@pytest.fixture
+def rgb():
+    return Image.fromarray(skimage_photo("coffee"))
+
+
+@pytest.mark.parametrize("mode,name", [("L", "a.png"), ("1", "a.png"), ("P", "a.png"),
+                                       ("CMYK", "a.jpg"), ("I;16", "a.png"), ("LA", "a.png"),
+                                       ("RGBA", "a.png"), ("RGB", "a.webp"), ("F", "a.tiff")])
+def test_every_mode_becomes_rgb(tmp_path, rgb, mode, name):
+    if mode == "I;16":
+        arr = (np.asarray(rgb.convert("L"), np.uint16) * 257)
+        image = Image.fromarray(arr)  # 16-bit grayscale PNG
+    elif mode == "F":
+        image = Image.fromarray(np.asarray(rgb.convert("L"), np.float32) / 255.0)
+    else:
+        image = rgb.convert(mode)
+    out, notes = read_image(save(tmp_path, image, name), 4096)
+    assert out.dtype == np.uint8 and out.shape == (400, 600, 3)
+    assert out.std() > 10  # the picture survived (not black or flat)
+    if mode in ("I;16", "F"):
+        assert any("scaled" in n for n in notes)
+
+
+def test_transparency_goes_on_white(tmp_path):
+    image = Image.new("RGBA", (120, 100), (255, 0, 0, 0))
+    out, notes = read_image(save(tmp_path, image, "clear.png"), 512)
+    assert (out == 255).all() and "white" in notes[0]
+
+
+def test_large_images_are_scaled_down_with_a_note(tmp_path, rgb):
+    out, notes = read_image(save(tmp_path, rgb, "big.png"), 300)
+    assert out.shape == (200, 300, 3) and "resized from 600x400" in notes[-1]
+
+
+def test_empty_and_corrupt_uploads(tmp_path, rgb):
+    with pytest.raises(gr.Error, match="Upload an image"):
+        read_image(None, 512)
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really" * 50)
+    with pytest.raises(gr.Error, match="Could not decode"):
+        read_image(str(junk), 512)
+    path = save(tmp_path, rgb, "cut.jpg")
+    data = open(path, "rb").read()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])  # truncated download
+    with pytest.raises(gr.Error, match="Could not decode"):
+        read_image(str(tmp_path / "cut.jpg"), 512)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge size (a decompression bomb's calling card)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = zlib.compress(b"\x00" * 16)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [8000, 30000])
+def test_pixel_bombs_are_refused_before_decoding(tmp_path, side):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_claiming(side, side))
+    with pytest.raises(gr.Error, match="MP"):
+        read_image(str(path), 512)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1, 11, "seven", None, 2.5])
+def test_numbers_from_the_api_are_checked(value):
+    with pytest.raises(gr.Error):
+        number(value, "Steps", 0, 10, integer=True)
+
+
+def test_numbers_in_range_pass():
+    assert number("3", "Steps", 0, 10, integer=True) == 3
+    assert number(0.5, "Scale", 0, 1) == 0.5
+
+
+def test_lazy_loads_once_and_reports_failures():
+    calls = []
+    lazy = Lazy("thing", lambda report: calls.append(1) or "model")
+    assert not lazy.loaded
+    assert lazy.get() == lazy.get() == "model" and calls == [1]
+    broken = Lazy("broken", lambda report: 1 / 0)
+    with pytest.raises(gr.Error, match="Could not load broken"):
+        broken.get()

@@ -1,0 +1,121 @@
+"""DeepDream on a real photo: the objective rises, octaves, tiling, seeds, bad settings."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.deepdream import (DeepDreamPipeline, DreamSettings, max_octaves, octave_sizes,
+                              tile_bounds, to_tensor)
+from tests.conftest import skimage_photo
+
+
+@pytest.fixture(scope="module")
+def pipe(inception):
+    return DeepDreamPipeline(inception)
+
+
+@pytest.fixture(scope="module")
+def cat() -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(skimage_photo("chelsea")).resize((240, 160), Image.LANCZOS))
+
+
+def test_octave_sizes_follow_the_chapter():
+    assert octave_sizes(900, 1200, 3, 1.4) == [(459, 612), (643, 857), (900, 1200)]
+    assert octave_sizes(512, 384, 1, 1.4) == [(512, 384)]
+    assert max_octaves(512, 512, 1.4) == 6  # 512 / 1.4**5 = 95 px >= 80, 1.4**6 would be 68
+    assert max_octaves(100, 100, 2.0) == 1
+
+
+def test_tiles_cover_without_slivers():
+    assert tile_bounds(300, 512) == [(0, 300)]
+    bounds = tile_bounds(1100, 512)
+    assert bounds[0][0] == 0 and bounds[-1][1] == 1100
+    assert all(b[0] == a[1] for a, b in zip(bounds, bounds[1:]))
+    assert all(256 <= hi - lo <= 512 for lo, hi in bounds)
+
+
+@pytest.mark.parametrize("layers", [{"mixed3": 1.0}, {"mixed4": 1.0, "mixed5": 1.5, "mixed6": 2.0,
+                                                      "mixed7": 2.5}])
+def test_each_step_raises_the_objective(pipe, cat, layers):
+    s = DreamSettings(layers=layers, jitter=0, step_size=5.0)
+    img = to_tensor(cat)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        before = pipe.objective(img, s).item()
+    for _ in range(4):
+        img, _ = pipe.step(img, s, gen)
+        with torch.no_grad():
+            after = pipe.objective(img, s).item()
+        assert after > before
+        before = after
+
+
+def test_tiled_and_untiled_gradients_agree(pipe):
+    from PIL import Image
+
+    photo = np.asarray(Image.fromarray(skimage_photo("astronaut")).resize((384, 384), Image.LANCZOS))
+    img = to_tensor(photo)
+    whole, loss_whole = pipe.gradient(img, DreamSettings(layers={"mixed3": 1.0}, tile_size=1024))
+    tiled, loss_tiled = pipe.gradient(img, DreamSettings(layers={"mixed3": 1.0}, tile_size=192))
+    cosine = F.cosine_similarity(whole.flatten(), tiled.flatten(), dim=0).item()
+    assert cosine > 0.7, cosine
+    assert loss_tiled == pytest.approx(loss_whole, rel=0.3)
+    # the step direction only differs near the tile seams, which move every step
+    inner = (slice(None), slice(None), slice(40, 150), slice(40, 150))
+    assert F.cosine_similarity(whole[inner].flatten(), tiled[inner].flatten(), dim=0) > 0.9
+
+
+def test_dream_streams_octaves_and_is_seeded(pipe, cat):
+    s = DreamSettings(layers={"mixed3": 1.0}, octaves=2, steps=3)
+    updates = list(pipe.stream(cat, s, generator=torch.Generator().manual_seed(7), preview_every=1))
+    assert [u.image.shape[:2] for u in updates[:3]] == [(114, 171)] * 3
+    assert updates[-1].done and updates[-1].image.shape == cat.shape
+    assert "octave 2/2, step 3/3" in updates[-1].message
+    again = pipe(cat, s, generator=torch.Generator().manual_seed(7))
+    other = pipe(cat, s, generator=torch.Generator().manual_seed(8))
+    assert np.array_equal(again.image, updates[-1].image)
+    assert not np.array_equal(other.image, again.image)
+    assert np.abs(again.image.astype(int) - cat.astype(int)).mean() > 2  # it did change
+
+
+def test_max_loss_stops_an_octave_early(pipe, cat):
+    s = DreamSettings(layers={"mixed3": 1.0}, octaves=1, steps=10, max_loss=1e-3)
+    updates = list(pipe.stream(cat, s, preview_every=100))
+    assert updates[0].step == 1  # the first step already passed the limit
+
+
+def test_too_many_octaves_are_reduced_with_a_note(pipe, cat):
+    s = DreamSettings(layers={"mixed3": 1.0}, octaves=8, steps=1)
+    last = list(pipe.stream(cat, s))[-1]
+    assert last.octaves == max_octaves(160, 240, 1.4) and "using" in last.note
+
+
+@pytest.mark.parametrize("bad", [dict(layers={}), dict(layers={"mixed99": 1.0}),
+                                 dict(layers={"mixed3": 0.0}), dict(octaves=0), dict(steps=-1),
+                                 dict(octave_scale=1.0), dict(octave_scale=float("nan")),
+                                 dict(step_size=float("inf")), dict(step_size=-1.0),
+                                 dict(layers={"mixed3": 1.0, "mixed4": 1.0}, channel=3)])
+def test_bad_settings_are_refused(pipe, cat, bad):
+    with pytest.raises(ValueError):
+        next(pipe.stream(cat, DreamSettings(**bad)))
+
+
+def test_too_small_image_is_refused(pipe):
+    with pytest.raises(ValueError, match="at least"):
+        next(pipe.stream(np.zeros((50, 300, 3), np.uint8)))
+
+
+def test_channel_dreaming_raises_that_channel(pipe, cat):
+    s = DreamSettings(layers={"mixed4": 1.0}, channel=11, jitter=0, step_size=5.0)
+    img = to_tensor(cat)
+    with torch.no_grad():
+        before = pipe.model(img, ["mixed4"])["mixed4"][:, 11].mean().item()
+    for _ in range(3):
+        img, _ = pipe.step(img, s, torch.Generator())
+    with torch.no_grad():
+        after = pipe.model(img, ["mixed4"])["mixed4"][:, 11].mean().item()
+    assert after > before
