@@ -8,7 +8,7 @@ import os
 
 import gradio as gr
 
-from tabs import deepdream
+from tabs import deepdream, latent, style
 
 HEADER = """
 # Generative Deep Learning Studio
@@ -36,6 +36,8 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Generative Deep Learning Studio") as blocks:
         gr.Markdown(HEADER, elem_id="studio-header")
         with gr.Tabs():
+            latent.build(blocks)
+            style.build()
             deepdream.build()
         gr.Markdown("Models load on first use of their tab. Source and model cards: see the "
                     "repository README.", elem_id="studio-footer")
@@ -45,7 +47,7 @@ def build() -> gr.Blocks:
 
 
 demo = build()
-MODELS = [deepdream.PIPELINE]  # every lazily loaded model, for warm-up and the benchmarks
+MODELS = [*latent.EXPLORERS.values(), style.PIPELINE, deepdream.PIPELINE]  # every lazily loaded model, for warm-up and the benchmarks
 
 if __name__ == "__main__":
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

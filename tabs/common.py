@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 import gradio as gr
 import numpy as np
@@ -160,3 +160,33 @@ class Deadline:
 
     def passed(self) -> bool:
         return time.monotonic() > self.end
+
+
+def streamed(start: Callable[[Callable[[], bool]], Iterator[Any]], notes: list[str],
+             progress: gr.Progress) -> Iterator[tuple[Any, str]]:
+    """Run a pipeline's ``stream`` under the request's deadline: yields (update, status line),
+    starting with (None, "Starting..."); a ValueError from the pipeline becomes a gr.Error.
+
+    ``start(should_stop)`` starts the stream; updates have ``fraction``, ``message``, ``done``.
+    """
+    deadline = Deadline()
+    prefix = ("; ".join(notes) + ". ") if notes else ""
+    yield None, prefix + "Starting..."
+    try:
+        for update in start(deadline.passed):
+            progress(update.fraction, desc=update.message)
+            status = prefix + ("Done: " if update.done else "") + update.message
+            if deadline.passed():
+                status += f" - stopped at the {deadline.seconds:.0f} s limit"
+            yield update, status
+    except ValueError as exc:
+        raise gr.Error(str(exc))
+
+
+def run_controls(action: str, prefix: str) -> tuple[gr.Button, gr.Button, gr.Markdown]:
+    """The Run and Stop buttons and the status line of a streaming tab."""
+    with gr.Row():
+        run = gr.Button(action, variant="primary", elem_id=f"{prefix}-run")
+        stop = gr.Button("Stop", variant="stop")
+    status = gr.Markdown("", elem_id=f"{prefix}-status")
+    return run, stop, status

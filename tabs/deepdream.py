@@ -11,7 +11,8 @@ from models.backbones import INCEPTION_BLOCKS, load_inception_v3
 from models.deepdream import DEFAULT_PRESET, PRESETS, DeepDreamPipeline, DreamSettings
 from models.runtime import device, generator, gpu
 
-from .common import HEAVY, Deadline, ImageInput, Lazy, number, read_image, seed_value
+from .common import (HEAVY, ImageInput, Lazy, number, read_image, run_controls, seed_value,
+                     streamed)
 
 LAYERS = list(INCEPTION_BLOCKS)
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
@@ -102,19 +103,10 @@ def dream(image, layers, weights_text, octaves, octave_scale, steps, step_size, 
     gen = generator(seed_value(seed))
     picture, notes = read_image(image, size)
     pipeline = PIPELINE.get(progress)
-    deadline = Deadline()
-    prefix = ("; ".join(notes) + ". ") if notes else ""
-    yield None, prefix + "Starting..."
-    try:
-        for update in pipeline.stream(picture, settings, generator=gen, preview_every=5,
-                                      should_stop=deadline.passed):
-            progress(update.fraction, desc=update.message)
-            status = prefix + ("Done: " if update.done else "") + update.message
-            if deadline.passed():
-                status += f" - stopped at the {deadline.seconds:.0f} s limit"
-            yield update.image, status
-    except ValueError as exc:
-        raise gr.Error(str(exc))
+    for update, status in streamed(
+            lambda stop: pipeline.stream(picture, settings, generator=gen, preview_every=5,
+                                         should_stop=stop), notes, progress):
+        yield (update.image if update else None), status
 
 
 def apply_preset(name: str):
@@ -125,7 +117,7 @@ def apply_preset(name: str):
 
 def build() -> None:
     default = PRESETS[DEFAULT_PRESET]
-    with gr.Tab("DeepDream", id="deepdream"):
+    with gr.Tab("DeepDream", id="deepdream", elem_id="deepdream-panel"):
         gr.Markdown("### DeepDream octaves\nGradient ascent on Inception-v3 layers over an octave "
                     "pyramid (Mordvintsev et al., 2015). Pick an image and a preset, press **Dream**.")
         with gr.Row(equal_height=False):
@@ -158,10 +150,7 @@ def build() -> None:
                                         label="Channel (-1 = whole layers)",
                                         info="dream one channel of a single ticked layer")
             with gr.Column(scale=1, min_width=300):
-                with gr.Row():
-                    run = gr.Button("Dream", variant="primary", elem_id="deepdream-run")
-                    stop = gr.Button("Stop", variant="stop")
-                status = gr.Markdown("", elem_id="deepdream-status")
+                run, stop, status = run_controls("Dream", "deepdream")
                 output = gr.Image(label="Dream", format="png", type="numpy", interactive=False,
                                   buttons=["download", "fullscreen"], height=480)
                 gr.Markdown(EXPLAIN)

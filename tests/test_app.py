@@ -8,7 +8,9 @@ from PIL import Image
 
 from tests.conftest import skimage_path
 
-EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop"}
+EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/latent_grid", "/latent_decode",
+            "/latent_encode", "/latent_interpolate", "/style_transfer", "/style_stop"}
+CDF = "inverse normal CDF (chapter)"
 
 SMALL = dict(layers=["mixed3"], weights_text="", octaves=2, octave_scale=1.4, steps=2,
              step_size=20, max_loss=15, jitter=16, tile_size=512, channel=-1, working_size=200,
@@ -75,3 +77,105 @@ def test_bad_images_get_clear_errors_and_the_server_keeps_serving(client, tmp_pa
     Image.open(skimage_path("coffee.png")).convert("CMYK").save(cmyk)
     _, status = client.predict(handle_file(str(cmyk)), **SMALL, api_name="/deepdream")
     assert "CMYK image converted to RGB" in status and "Done" in status
+
+
+# -- latent grid explorer ---------------------------------------------------------------------
+def test_latent_grid_end_to_end(client):
+    grid, latent_map, caption = client.predict("MNIST digits", 30, 0.5, -0.5, 2.0, CDF,
+                                               api_name="/latent_grid")
+    g = Image.open(grid)
+    assert g.format == "PNG" and g.size == (840, 840) and g.mode == "L"
+    assert "30x30 grid" in caption and "-0.50..+1.50" in caption
+    assert Image.open(latent_map).size[0] >= 500
+    fashion, _, _ = client.predict("Fashion-MNIST", 4, 0, 0, 3.3, "linear", api_name="/latent_grid")
+    assert Image.open(fashion).size == (560, 560)
+
+
+def test_latent_decode_encode_interpolate(client, tmp_path):
+    cell = Image.open(client.predict("MNIST digits", 0.3, -1.2, api_name="/latent_decode"))
+    assert cell.size == (280, 280)
+    strip = Image.open(client.predict("Fashion-MNIST", -1, -1, 1, 1, 7, api_name="/latent_interpolate"))
+    assert strip.size == (7 * 84, 84)
+    seven = Image.new("L", (200, 200), 255)  # dark ink on white paper, as people draw
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(seven).line([(40, 40), (160, 40), (90, 170)], fill=0, width=14)
+    seven.save(tmp_path / "seven.png")
+    pair, text = client.predict("MNIST digits", None, handle_file(str(tmp_path / "seven.png")),
+                                api_name="/latent_encode")
+    assert "z = (" in text and "inverted" in text
+    assert Image.open(pair).size == (6 * 28 * 2 + 8, 168)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("MNIST digits", 31, 0, 0, 3.3, CDF), "greater than maximum"),
+    (("MNIST digits", 10, 0, 0, 0, CDF), "less than minimum"),
+    (("MNIST digits", 10, 0, 0, -2, CDF), "less than minimum"),
+    (("MNIST digits", 10, 1e9, 0, 2, CDF), "greater than maximum value 10"),
+    (("MNIST digits", 10, 0, 0, 2, "spiral"), "spiral"),
+    (("Klingon", 10, 0, 0, 2, CDF), "Klingon"),
+])
+def test_latent_grid_bad_input(client, args, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name="/latent_grid")
+
+
+def test_latent_bad_uploads_and_points(client, tmp_path):
+    with pytest.raises(AppError, match="Draw something"):
+        client.predict("MNIST digits", None, None, api_name="/latent_encode")
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (64, 64), "white").save(blank)
+    with pytest.raises(AppError, match="empty"):
+        client.predict("MNIST digits", None, handle_file(str(blank)), api_name="/latent_encode")
+    with pytest.raises(AppError, match="greater than maximum value 10"):
+        client.predict("MNIST digits", 50, 0, api_name="/latent_decode")
+    with pytest.raises(AppError, match="Steps must be between|less than minimum"):
+        client.predict("MNIST digits", 0, 0, 1, 1, 1, api_name="/latent_interpolate")
+    # and the server still answers
+    assert Image.open(client.predict("MNIST digits", 0, 0, api_name="/latent_decode")).size == (280, 280)
+
+
+# -- style transfer ---------------------------------------------------------------------------
+STYLE = dict(weight_a=1, style_b=None, weight_b=1, style_c=None, weight_c=1, size=128,
+             strength=5, iterations=6, optimizer="L-BFGS (fast convergence)", init="content image",
+             colours="off", coarse=True, content_weight=1, style_weight=0, tv_weight=1,
+             content_layer="relu4_2", style_scale=1, seed=0)
+
+
+def test_style_transfer_end_to_end(client):
+    image, status, plot = client.predict(handle_file(skimage_path("chelsea.png")),
+                                         handle_file(skimage_path("coffee.png")), **STYLE,
+                                         api_name="/style_transfer")
+    out = Image.open(image)
+    assert out.format == "PNG" and out.size == (128, 85)
+    assert "Done" in status and "stage 1/1" in status and "resized" not in status
+    assert plot is not None
+    assert "Stopped" in client.predict(api_name="/style_stop")
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(weight_a=0), "all zero"),
+    (dict(size=4096), "greater than maximum"),
+    (dict(style_weight=-5), "less than minimum"),
+    (dict(colours="sepia"), "sepia|Unknown choice"),
+    (dict(content_layer="relu9_9"), "relu9_9|Content layer"),
+])
+def test_style_bad_settings(client, change, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(skimage_path("chelsea.png")), handle_file(skimage_path("coffee.png")),
+                       **{**STYLE, **change}, api_name="/style_transfer")
+
+
+def test_style_needs_a_style_image_and_reads_odd_modes(client, tmp_path):
+    with pytest.raises(AppError, match="at least one style image"):
+        client.predict(handle_file(skimage_path("chelsea.png")), None, **STYLE,
+                       api_name="/style_transfer")
+    grey16 = tmp_path / "grey16.png"
+    import numpy as np
+
+    Image.fromarray((np.asarray(Image.open(skimage_path("coffee.png")).convert("L"), np.uint16) * 257)).save(grey16)
+    palette = tmp_path / "palette.png"
+    Image.open(skimage_path("chelsea.png")).convert("P").save(palette)
+    _, status, _ = client.predict(handle_file(str(palette)), handle_file(str(grey16)),
+                                  **STYLE, api_name="/style_transfer")
+    assert "scaled to 8 bits" in status and "Done" in status

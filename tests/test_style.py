@@ -1,0 +1,117 @@
+"""Style transfer: the losses by hand, colour preservation, the optimisation on real images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models.style import (StylePipeline, StyleSettings, gram, match_colors, rgb_to_yiq, schedule,
+                          to_tensor, tv_loss, yiq_to_rgb)
+from tests.conftest import skimage_photo
+
+
+def test_gram_by_hand():
+    f = torch.tensor([[1.0, 2.0], [0.0, 3.0]]).reshape(1, 2, 1, 2)  # 2 channels, 1x2 map
+    expected = torch.tensor([[1 * 1 + 2 * 2, 1 * 0 + 2 * 3], [6.0, 0 + 9.0]]) / (2 * 1 * 2)
+    torch.testing.assert_close(gram(f)[0], expected)
+
+
+def test_tv_loss_by_hand():
+    img = torch.tensor([[0.0, 1.0], [0.0, 0.0]]).reshape(1, 1, 2, 2)
+    # vertical diffs: (0, -1) -> mean 0.5; horizontal diffs: (1, 0) -> mean 0.5
+    assert tv_loss(img).item() == pytest.approx(1.0)
+    assert tv_loss(torch.ones(1, 3, 5, 5)).item() == 0
+
+
+def test_yiq_round_trip_and_colour_matching():
+    x = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(yiq_to_rgb(rgb_to_yiq(x)), x, atol=1e-5, rtol=1e-5)
+    style = to_tensor(skimage_photo("coffee"), "cpu")
+    content = to_tensor(skimage_photo("astronaut"), "cpu")
+    matched = match_colors(style, content)
+    mean = lambda t: t[0].reshape(3, -1).mean(1)  # noqa: E731
+    torch.testing.assert_close(mean(matched), mean(content), atol=0.03, rtol=0)
+    assert (mean(style) - mean(content)).abs().max() > 0.05  # they did differ before
+
+
+def test_schedule_is_coarse_to_fine():
+    plan = schedule(512, 40, True)
+    assert [s for s, _ in plan] == [128, 256, 512]
+    assert plan[0][1] > plan[1][1] > plan[2][1] >= 1
+    assert schedule(512, 40, False) == [(512, 40)]
+    assert schedule(200, 40, True) == [(200, 40)]
+
+
+@pytest.fixture(scope="module")
+def pipe(vgg):
+    from models.backbones import load_vgg19
+
+    return StylePipeline(load_vgg19("relu5_2"))
+
+
+def small(name, side=96):
+    im = Image.fromarray(skimage_photo(name)).convert("RGB")
+    im.thumbnail((side, side))
+    return np.asarray(im)
+
+
+def test_optimisation_lowers_the_loss_on_real_images(pipe):
+    s = StyleSettings(size=96, steps=12, coarse_to_fine=False)
+    updates = list(pipe.stream(small("chelsea"), [small("coffee")], s, every=1))
+    losses = updates[-1].losses
+    assert updates[-1].done and len(losses) >= 12
+    assert losses[-1] < 0.5 * losses[0]
+    assert updates[-1].image.shape == (64, 96, 3)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_both_optimisers_and_the_seed(pipe, optimizer):
+    s = StyleSettings(size=64, steps=6, optimizer=optimizer, init="noise", coarse_to_fine=False)
+    a = pipe(small("rocket", 64), [small("coffee", 64)], s, generator=torch.Generator().manual_seed(1))
+    b = pipe(small("rocket", 64), [small("coffee", 64)], s, generator=torch.Generator().manual_seed(1))
+    c = pipe(small("rocket", 64), [small("coffee", 64)], s, generator=torch.Generator().manual_seed(2))
+    assert np.array_equal(a.image, b.image) and not np.array_equal(a.image, c.image)
+    assert a.losses[-1] < a.losses[0]
+
+
+def test_luminance_transfer_keeps_the_content_chrominance(pipe):
+    content = small("astronaut", 80)
+
+    def chroma_change(mode):
+        s = StyleSettings(size=80, steps=10, preserve_color=mode, coarse_to_fine=False,
+                          style_weight=100.0)
+        out = pipe(content, [small("coffee", 80)], s)
+        iq = lambda im: rgb_to_yiq(to_tensor(im, "cpu"))[:, 1:]  # noqa: E731
+        return (iq(out.image) - iq(content)).abs().mean().item()
+
+    kept, changed = chroma_change("luminance"), chroma_change("none")
+    assert kept < 0.006, kept        # I and Q are the content's, up to rounding and clipping
+    assert kept < 0.25 * changed, (kept, changed)
+
+
+def test_blending_two_styles_mixes_their_grams(pipe):
+    s = StyleSettings(size=64, steps=1, coarse_to_fine=False, style_blend=(3.0, 1.0))
+    from models.style import StyleLoss, resize
+
+    a, b = to_tensor(small("coffee", 64), "cpu"), to_tensor(small("rocket", 64), "cpu")
+    both = StyleLoss(pipe.vgg, a, [a, b], [3.0, 1.0], s)
+    only_a = StyleLoss(pipe.vgg, a, [a], [1.0], s)
+    only_b = StyleLoss(pipe.vgg, a, [b], [1.0], s)
+    for name in s.style_layers:
+        torch.testing.assert_close(both.gram_targets[name],
+                                   0.75 * only_a.gram_targets[name] + 0.25 * only_b.gram_targets[name])
+
+
+@pytest.mark.parametrize("bad", [dict(style_weight=float("nan")), dict(tv_weight=-1.0),
+                                 dict(size=10), dict(steps=0), dict(optimizer="sgd"),
+                                 dict(preserve_color="sepia"), dict(style_blend=(0.0,)),
+                                 dict(style_blend=(1.0, 1.0)), dict(style_scale=10.0)])
+def test_bad_settings_are_refused(pipe, bad):
+    with pytest.raises(ValueError):
+        next(pipe.stream(small("rocket", 64), [small("coffee", 64)], StyleSettings(**bad)))
+
+
+def test_no_style_is_refused(pipe):
+    with pytest.raises(ValueError, match="style image"):
+        next(pipe.stream(small("rocket", 64), [], StyleSettings()))

@@ -1,0 +1,133 @@
+"""The 2-D VAE: its maths on tiny tensors, the grid spacing, training, and the shipped models."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from models.hub import from_pretrained
+from models.vae import (ConvVAE, VAEConfig, decode_points, grid_points, kl_divergence,
+                        line_points, negative_elbo, reparameterize, tile_grid, to_mnist_style)
+from train.data import load_digits
+
+
+def test_reparameterisation_uses_the_generator_and_is_differentiable():
+    mean = torch.tensor([[1.0, -2.0]], requires_grad=True)
+    log_var = torch.tensor([[0.0, math.log(4.0)]], requires_grad=True)
+    z = reparameterize(mean, log_var, torch.Generator().manual_seed(3))
+    eps = torch.randn((1, 2), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(z, mean + torch.tensor([[1.0, 2.0]]) * eps)
+    z.sum().backward()
+    torch.testing.assert_close(mean.grad, torch.ones(1, 2))
+    torch.testing.assert_close(log_var.grad, (0.5 * torch.tensor([[1.0, 2.0]]) * eps))
+
+
+def test_kl_matches_the_closed_form_and_torch_distributions():
+    mean = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    log_var = torch.tensor([[0.0, 0.0], [math.log(4.0), 0.0]])
+    kl = kl_divergence(mean, log_var)
+    assert kl[0].item() == pytest.approx(0.5)                              # 0.5 * mu^2
+    assert kl[1].item() == pytest.approx(0.5 * (4.0 - 1.0 - math.log(4.0)))  # variance 4
+    q = torch.distributions.Normal(mean, torch.exp(0.5 * log_var))
+    p = torch.distributions.Normal(torch.zeros(2), torch.ones(2))
+    torch.testing.assert_close(kl, torch.distributions.kl_divergence(q, p).sum(1))
+    assert kl_divergence(torch.zeros(3, 2), torch.zeros(3, 2)).abs().max() == 0
+
+
+def test_inverse_cdf_spacing():
+    pts = grid_points((0.0, 0.0), 2 * norm.ppf(0.95), 5, "cdf")
+    xs = pts[:5, 0]
+    probs = norm.cdf(xs)
+    np.testing.assert_allclose(np.diff(probs), np.full(4, 0.18), atol=1e-6)  # equal prior mass
+    assert xs[2] == pytest.approx(0.0, abs=1e-6) and np.allclose(xs, -xs[::-1], atol=1e-6)
+    assert pts[0, 1] > pts[-1, 1]  # top row is the largest z[1]
+    lin = grid_points((1.0, -1.0), 2.0, 4, "linear")
+    np.testing.assert_allclose(lin[:4, 0], [0.25, 0.75, 1.25, 1.75])
+    np.testing.assert_allclose(lin[::4, 1], [-0.25, -0.75, -1.25, -1.75])
+
+
+def test_mosaic_and_line():
+    images = np.arange(4 * 28 * 28, dtype=np.uint8).reshape(4, 28, 28)
+    mosaic = tile_grid(images, 2, 56)
+    assert mosaic.shape == (112, 112)
+    assert (mosaic[56:, 56:][::2, ::2] == images[3]).all()
+    np.testing.assert_allclose(line_points((0, 0), (1, 2), 3), [[0, 0], [0.5, 1], [1, 2]])
+
+
+def test_drawings_are_laid_out_like_mnist():
+    canvas = np.full((280, 200), 255, np.uint8)
+    canvas[40:240, 90:110] = 0  # a dark vertical stroke on white paper, off centre
+    x, notes = to_mnist_style(canvas)
+    assert x.shape == (28, 28) and x.max() == pytest.approx(1.0)
+    assert "inverted" in notes[0]
+    ys, xs = np.nonzero(x > 0.5)
+    assert ys.max() - ys.min() + 1 == 20  # the long side fits 20 px
+    assert abs((x.sum(0) * np.arange(28)).sum() / x.sum() - 14) < 1.0
+    with pytest.raises(ValueError, match="empty"):
+        to_mnist_style(np.zeros((50, 50), np.uint8))
+
+
+def test_a_training_step_lowers_the_loss_on_real_digits():
+    images, _ = load_digits("mnist", "train")
+    x = torch.from_numpy(images[:256].astype(np.float32) / 255)[:, None]
+    torch.manual_seed(0)
+    model = ConvVAE(VAEConfig(channels=(8, 16), hidden=32))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(15):
+        loss, rec, kl = negative_elbo(*_split(model(x, gen), x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def _split(out, x):
+    logits, mean, log_var = out
+    return logits, x, mean, log_var
+
+
+def test_tiny_training_run_resumes(tmp_path):
+    from train import vae as train_vae
+
+    out, run = tmp_path / "ckpt", tmp_path / "run"
+    train_vae.main(["--dataset", "mnist", "--tiny", "--epochs", "1", "--out", str(out),
+                    "--run-dir", str(run)])
+    train_vae.main(["--dataset", "mnist", "--tiny", "--epochs", "2", "--out", str(out),
+                    "--run-dir", str(run)])
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert log[1]["steps"] == 2 * log[0]["steps"]
+    model = from_pretrained(ConvVAE, out)
+    assert model.config.channels == (8, 16)
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
+def test_shipped_models_on_real_test_images(dataset):
+    """The card's figures hold on the real test set, and the latent plane is organised."""
+    folder = f"weights/vae-{dataset}"
+    card = json.loads(open(f"{folder}/metrics.json").read())
+    model = from_pretrained(ConvVAE, folder)
+    images, labels = load_digits(dataset, "test")
+    x = torch.from_numpy(images.astype(np.float32) / 255)[:, None]
+    with torch.no_grad():
+        mean, _ = model.encode(x)
+        mse = (model.decode(mean) - x).pow(2).mean().item()
+    assert mse == pytest.approx(card["mse"], rel=1e-3)
+    assert mse < {"mnist": 0.045, "fashion": 0.033}[dataset]  # far better than PCA's 2 axes
+    # the plane is organised by class: the nearest class centroid is right far above chance
+    centroids = torch.stack([mean[torch.from_numpy(labels == k)].mean(0) for k in range(10)])
+    guess = torch.cdist(mean, centroids).argmin(1).numpy()
+    assert (guess == labels).mean() > 0.4
+    # and the map shipped beside the weights is this model's encoding of the test set
+    from safetensors.torch import load_file
+
+    shipped = load_file(f"{folder}/test_latents.safetensors")
+    torch.testing.assert_close(shipped["z"].float(), mean, atol=2e-2, rtol=1e-2)
+    assert (shipped["labels"].numpy() == labels).all()
