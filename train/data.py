@@ -36,6 +36,9 @@ CLASS_NAMES = {
 def load_digits(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, 28, 28), labels uint8 (N,)) of MNIST or Fashion-MNIST, train or test."""
     folder = data_root() / "digits" / DIGIT_SETS[name]
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} not found: the training data lives in the project's "
+                                "../shared/data (set GDL_DATA to point elsewhere)")
     prefix = "train" if split == "train" else "t10k"
     images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
     labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
