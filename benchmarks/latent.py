@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 from models.hub import from_pretrained
 from models.vae import ConvVAE, decode_points, grid_points, tile_grid

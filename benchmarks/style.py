@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from models.backbones import load_vgg19
-from models.style import (StyleLoss, StylePipeline, StyleSettings, fit, gram, resize, to_tensor,
+from models.style import (StylePipeline, StyleSettings, fit, gram, resize, to_tensor,
                           tv_loss)
 
 CONTENT = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"

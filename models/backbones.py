@@ -29,7 +29,6 @@ import hashlib
 import io
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -258,7 +257,7 @@ def _rebuild_tensor(storage, offset, size, stride, *_args):
     return storage.as_strided(tuple(size), tuple(stride), offset).clone()
 
 
-def _torchscript_state(path: Path) -> tuple[_Obj, dict]:
+def _torchscript_state(path: Path) -> _Obj:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         prefix = names[0].split("/")[0]
@@ -267,8 +266,7 @@ def _torchscript_state(path: Path) -> tuple[_Obj, dict]:
             raw = bytearray(zf.read(f"{prefix}/data/{key}"))
             return torch.frombuffer(raw, dtype=dtype)[:numel]
 
-        root = _RestrictedUnpickler(zf.read(f"{prefix}/data.pkl"), storage).load()
-    return root, {}
+        return _RestrictedUnpickler(zf.read(f"{prefix}/data.pkl"), storage).load()
 
 
 def _walk(obj, prefix=""):
@@ -295,8 +293,7 @@ def _inception_key(key: str) -> str:
 
 
 def _convert_inception(path: Path) -> dict[str, torch.Tensor]:
-    root, _ = _torchscript_state(path)
-    return {_inception_key(k): v.float().contiguous() for k, v in _walk(root)}
+    return {_inception_key(k): v.float().contiguous() for k, v in _walk(_torchscript_state(path))}
 
 
 CONVERTERS: dict[str, Callable[[Path], dict[str, torch.Tensor]]] = {

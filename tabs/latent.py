@@ -7,7 +7,7 @@ import gradio as gr
 import numpy as np
 from safetensors.numpy import load_file
 
-from models.hub import WEIGHTS_DIR, from_pretrained, resolve
+from models.hub import from_pretrained, resolve
 from models.runtime import device
 from models.vae import (ConvVAE, LatentMap, decode_points, encode_points, grid_points, line_points,
                         tile_grid, to_mnist_style)
@@ -77,7 +77,7 @@ def big(image28: np.ndarray, scale: int = 10) -> np.ndarray:
     return image28.repeat(scale, 0).repeat(scale, 1)
 
 
-def draw_map(ex: Explorer, n, cx, cy, span, marks: dict | None) -> np.ndarray:
+def draw_map(ex: Explorer, cx, cy, span, marks: dict | None) -> np.ndarray:
     marks = marks or {}
     points = [(*marks[k], label) for k, label in (("selected", "clicked"), ("encoded", "yours"))
               if marks.get(k)]
@@ -93,7 +93,7 @@ def render(dataset, n, cx, cy, span, spacing, marks=None, progress=gr.Progress()
     mosaic = tile_grid(images, n, cell_px(n))
     caption = (f"{n}x{n} grid, window z[0] {cx - span / 2:+.2f}..{cx + span / 2:+.2f}, "
                f"z[1] {cy - span / 2:+.2f}..{cy + span / 2:+.2f} ({spacing} spacing)")
-    return mosaic, draw_map(ex, n, cx, cy, span, marks), caption
+    return mosaic, draw_map(ex, cx, cy, span, marks), caption
 
 
 def decode_one(dataset, z0, z1):
@@ -111,7 +111,7 @@ def pick_cell(dataset, n, cx, cy, span, spacing, marks, evt: gr.SelectData):
     marks = {**(marks or {}), "selected": (z0, z1)}
     ex = explorer(dataset)
     return (decode_one(dataset, z0, z1), f"cell row {row + 1}, column {col + 1}: z = ({z0:+.3f}, {z1:+.3f})",
-            z0, z1, marks, draw_map(ex, n, cx, cy, span, marks))
+            z0, z1, marks, draw_map(ex, cx, cy, span, marks))
 
 
 def click_map(dataset, n, cx, cy, span, spacing, marks, evt: gr.SelectData):

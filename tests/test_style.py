@@ -92,7 +92,7 @@ def test_luminance_transfer_keeps_the_content_chrominance(pipe):
 
 def test_blending_two_styles_mixes_their_grams(pipe):
     s = StyleSettings(size=64, steps=1, coarse_to_fine=False, style_blend=(3.0, 1.0))
-    from models.style import StyleLoss, resize
+    from models.style import StyleLoss
 
     a, b = to_tensor(small("coffee", 64), "cpu"), to_tensor(small("rocket", 64), "cpu")
     both = StyleLoss(pipe.vgg, a, [a, b], [3.0, 1.0], s)

@@ -10,7 +10,7 @@ import torch
 from scipy.stats import norm
 
 from models.hub import from_pretrained
-from models.vae import (ConvVAE, VAEConfig, decode_points, grid_points, kl_divergence,
+from models.vae import (ConvVAE, VAEConfig, grid_points, kl_divergence,
                         line_points, negative_elbo, reparameterize, tile_grid, to_mnist_style)
 from train.data import load_digits
 
