@@ -19,7 +19,7 @@ MAX_SECONDS = 300                  # no single request may hold the heavy queue 
 T = TypeVar("T")
 
 
-class _SafeImage(gr.Image):
+class ImageUpload(gr.Image):
     """``gr.Image`` whose unreadable uploads become a clear ``gr.Error`` (not a stack trace).
 
     (No ``__init__`` of its own: Gradio reads the component's props from ``gr.Image``'s.)
@@ -44,7 +44,7 @@ def ImageInput(**kwargs) -> gr.Image:
     kwargs.setdefault("type", "filepath")
     kwargs.setdefault("image_mode", None)
     kwargs.setdefault("sources", ["upload", "clipboard", "webcam"])
-    return _SafeImage(**kwargs)
+    return ImageUpload(**kwargs)
 
 
 def read_image(path: str | None, max_side: int) -> tuple[np.ndarray, list[str]]:
@@ -188,5 +188,5 @@ def run_controls(action: str, prefix: str) -> tuple[gr.Button, gr.Button, gr.Mar
     with gr.Row():
         run = gr.Button(action, variant="primary", elem_id=f"{prefix}-run")
         stop = gr.Button("Stop", variant="stop")
-    status = gr.Markdown("", elem_id=f"{prefix}-status")
+    status = gr.Markdown("", elem_id=f"{prefix}-status", label="status")
     return run, stop, status

@@ -172,7 +172,7 @@ def build(blocks: gr.Blocks) -> None:
                 grid = gr.Image(label="Decoded grid (click a cell)", format="png", type="numpy",
                                 interactive=False, buttons=["download", "fullscreen"],
                                 elem_id="latent-grid")
-                caption = gr.Markdown(elem_id="latent-caption")
+                caption = gr.Markdown(elem_id="latent-caption", label="window")
                 with gr.Row():
                     n = gr.Slider(2, 30, value=15, step=1, label="Grid size n")
                     span = gr.Slider(0.05, 12, value=3.3, step=0.05, label="Span (window width in z)")
@@ -195,7 +195,7 @@ def build(blocks: gr.Blocks) -> None:
                                       buttons=["download", "fullscreen"], elem_id="latent-map")
                 cell = gr.Image(label="Clicked cell", format="png", type="numpy", interactive=False,
                                 height=200, buttons=["download"])
-                cell_z = gr.Markdown("Click a cell of the grid.")
+                cell_z = gr.Markdown("Click a cell of the grid.", label="clicked z")
                 with gr.Row():
                     z0 = gr.Number(0.0, label="z[0]", minimum=-Z_LIMIT, maximum=Z_LIMIT)
                     z1 = gr.Number(0.0, label="z[1]", minimum=-Z_LIMIT, maximum=Z_LIMIT)
@@ -214,7 +214,7 @@ def build(blocks: gr.Blocks) -> None:
                 encode_btn = gr.Button("Encode", variant="primary")
                 pair = gr.Image(label="Your image as the model sees it | its reconstruction",
                                 format="png", type="numpy", interactive=False)
-                encoded_z = gr.Markdown()
+                encoded_z = gr.Markdown(label="encoded z")
             with gr.Column(min_width=300):
                 gr.Markdown("#### Interpolate between two points")
                 with gr.Row():
