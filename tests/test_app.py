@@ -6,7 +6,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from tests.conftest import skimage_path
+from tests.conftest import ROOT, skimage_path
 
 EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/latent_grid", "/latent_decode",
             "/latent_encode", "/latent_interpolate", "/style_transfer", "/style_stop"}
@@ -22,10 +22,16 @@ def test_every_named_endpoint_is_listed(client):
 
 
 def test_models_are_not_loaded_at_import():
-    from tabs import deepdream
+    """Importing the app (as Spaces does) builds the UI but loads no model."""
+    import subprocess
+    import sys
 
-    # the session's app has not dreamed yet when this runs first; loading is lazy by design
-    assert deepdream.PIPELINE._factory is not None
+    code = ("import app, sys; loaded = [m.title for m in app.MODELS if m.loaded]; "
+            "print(len(app.MODELS), loaded); sys.exit(1 if loaded else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(ROOT))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().endswith("4 []")
 
 
 def test_deepdream_end_to_end(client):
