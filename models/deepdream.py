@@ -15,7 +15,8 @@ Step size keeps the chapter's unit, an L2 step on the image in Inception's [-1, 
 defined at Inception's native 299x299 so that it means the same per pixel at every size
 (the chapter's plain L2 step would shrink per pixel as the image grows).
 
-``DeepDreamPipeline.stream`` yields ``DreamUpdate``s as it works; ``__call__`` returns the result.
+``DeepDreamPipeline.stream`` yields ``DreamUpdate``s as it works; ``__call__`` returns the result;
+``zoom_stream`` feeds the dream back with a small zoom, frame by frame, for an animation.
 """
 from __future__ import annotations
 
@@ -88,6 +89,7 @@ class DreamUpdate:
     loss: float
     done: bool = False
     note: str = ""
+    unit: str = "octave"            # or "frame" for the zoom animation
 
     @property
     def fraction(self) -> float:
@@ -95,7 +97,8 @@ class DreamUpdate:
 
     @property
     def message(self) -> str:
-        text = f"octave {self.octave}/{self.octaves}, step {self.step}/{self.steps}, loss {self.loss:.2f}"
+        text = (f"{self.unit} {self.octave}/{self.octaves}, step {self.step}/{self.steps}, "
+                f"loss {self.loss:.2f}")
         return text + (f" ({self.note})" if self.note else "")
 
 
@@ -239,3 +242,35 @@ class DeepDreamPipeline:
             last = update
         assert last is not None
         return last
+
+
+def zoom_in(img: torch.Tensor, factor: float) -> torch.Tensor:
+    """Crop the centre 1/factor of the image and scale it back to full size."""
+    h, w = img.shape[-2:]
+    ch, cw = max(1, round(h / factor)), max(1, round(w / factor))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return resize(img[..., top:top + ch, left:left + cw], (h, w))
+
+
+def zoom_stream(pipe: DeepDreamPipeline, image: np.ndarray, settings: DreamSettings, frames: int,
+                factor: float, *, generator: torch.Generator | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Iterator[DreamUpdate]:
+    """The feedback 'zoom' of the original DeepDream videos: dream a few steps at one scale,
+    zoom in a little, dream again on the result; one update per frame."""
+    s = DreamSettings(**{**settings.__dict__, "octaves": 1})
+    s.validate()
+    if frames < 1 or not 1.0 < factor <= 2.0:
+        raise ValueError("frames must be at least 1 and the zoom between 1 and 2")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"the image needs at least {MIN_SIDE} px a side")
+    gen = generator or torch.Generator().manual_seed(0)
+    img = to_tensor(image, pipe.device)
+    for frame in range(1, frames + 1):
+        loss = float("nan")
+        for _ in range(s.steps):
+            img, loss = pipe.step(img, s, gen)
+        yield DreamUpdate(to_uint8(img), frame, frames, s.steps, s.steps, loss,
+                          done=frame == frames, unit="frame")
+        if should_stop is not None and should_stop():
+            return
+        img = zoom_in(img, factor)

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import gradio as gr
 import skimage
+from PIL import Image
 
 from models.backbones import INCEPTION_BLOCKS, load_inception_v3
-from models.deepdream import DEFAULT_PRESET, PRESETS, DeepDreamPipeline, DreamSettings
+from models.deepdream import DEFAULT_PRESET, PRESETS, DeepDreamPipeline, DreamSettings, zoom_stream
 from models.runtime import device, generator, gpu
 
 from .common import (HEAVY, ImageInput, Lazy, number, read_image, run_controls, seed_value,
@@ -109,6 +111,35 @@ def dream(image, layers, weights_text, octaves, octave_scale, steps, step_size, 
         yield (update.image if update else None), status
 
 
+@gpu(duration=120)
+def dream_zoom(image, layers, weights_text, octave_scale, step_size, max_loss, jitter, tile_size,
+               channel, working_size, seed, frames, zoom, steps_per_frame, progress=gr.Progress()):
+    """Stream the frames of a zoom animation, then the animated GIF."""
+    settings = settings_from(layers, weights_text, 1, octave_scale, steps_per_frame, step_size,
+                             max_loss, jitter, tile_size, channel)
+    settings.max_loss = float("inf")  # every frame runs its steps
+    size = number(working_size, "Working size", 128, 1024, integer=True)
+    frames = number(frames, "Frames", 2, 30, integer=True)
+    zoom = number(zoom, "Zoom per frame", 1.01, 1.5)
+    gen = generator(seed_value(seed))
+    picture, notes = read_image(image, size)
+    pipeline = PIPELINE.get(progress)
+    shots = []
+    for update, status in streamed(
+            lambda stop: zoom_stream(pipeline, picture, settings, frames, zoom, generator=gen,
+                                     should_stop=stop), notes, progress):
+        if update is None:
+            yield None, status, None
+            continue
+        shots.append(Image.fromarray(update.image))
+        gif = None
+        if update.done:
+            path = tempfile.NamedTemporaryFile(suffix=".gif", delete=False).name
+            shots[0].save(path, save_all=True, append_images=shots[1:], duration=180, loop=0)
+            gif = path
+        yield update.image, status, gif
+
+
 def apply_preset(name: str):
     weights = PRESETS.get(name, PRESETS[DEFAULT_PRESET])
     text = ", ".join(f"{k}: {v:g}" for k, v in weights.items())
@@ -149,15 +180,29 @@ def build() -> None:
                     channel = gr.Number(value=-1, precision=0, minimum=-1, maximum=2047,
                                         label="Channel (-1 = whole layers)",
                                         info="dream one channel of a single ticked layer")
+                with gr.Accordion("Zoom animation", open=False):
+                    gr.Markdown("Dream a few steps, zoom into the centre, dream again on the "
+                                "result: the endless zoom of the original DeepDream videos.")
+                    with gr.Row():
+                        frames = gr.Slider(2, 30, value=8, step=1, label="Frames")
+                        zoom = gr.Slider(1.01, 1.5, value=1.06, step=0.01, label="Zoom per frame")
+                        frame_steps = gr.Slider(1, 20, value=5, step=1, label="Steps per frame")
+                    zoom_run = gr.Button("Dream a zoom")
             with gr.Column(scale=1, min_width=300):
                 run, stop, status = run_controls("Dream", "deepdream")
                 output = gr.Image(label="Dream", format="png", type="numpy", interactive=False,
                                   buttons=["download", "fullscreen"], height=480)
+                animation = gr.Image(label="Zoom animation (GIF)", type="filepath",
+                                     interactive=False, buttons=["download"], height=300)
                 gr.Markdown(EXPLAIN)
         preset.change(apply_preset, preset, [layers, weights], api_name="deepdream_preset",
                       queue=False)
         event = run.click(dream, [image, layers, weights, octaves, octave_scale, steps, step_size,
                                   max_loss, jitter, tile, channel, size, seed], [output, status],
                           api_name="deepdream", concurrency_id=HEAVY, concurrency_limit=1)
+        zoom_event = zoom_run.click(
+            dream_zoom, [image, layers, weights, octave_scale, step_size, max_loss, jitter, tile,
+                         channel, size, seed, frames, zoom, frame_steps], [output, status, animation],
+            api_name="deepdream_zoom", concurrency_id=HEAVY, concurrency_limit=1)
         stop.click(lambda: "Stopped: the picture shows the last finished step.", None, status,
-                   cancels=[event], api_name="deepdream_stop", queue=False)
+                   cancels=[event, zoom_event], api_name="deepdream_stop", queue=False)

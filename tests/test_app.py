@@ -8,7 +8,7 @@ from PIL import Image
 
 from tests.conftest import ROOT, skimage_path
 
-EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/latent_grid", "/latent_decode",
+EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/deepdream_zoom", "/latent_grid", "/latent_decode",
             "/latent_encode", "/latent_interpolate", "/style_transfer", "/style_stop"}
 CDF = "inverse normal CDF (chapter)"
 
@@ -42,6 +42,19 @@ def test_deepdream_end_to_end(client):
     assert out.format == "PNG" and out.size == (200, 133)
     again, _ = client.predict(handle_file(skimage_path("chelsea.png")), **SMALL, api_name="/deepdream")
     assert list(Image.open(again).getdata()) == list(out.getdata())  # same seed, same dream
+
+
+def test_deepdream_zoom_animation(client):
+    args = {k: v for k, v in SMALL.items() if k not in ("octaves", "steps")}
+    frame, status, gif = client.predict(handle_file(skimage_path("chelsea.png")), **args, frames=3,
+                                        zoom=1.1, steps_per_frame=2, api_name="/deepdream_zoom")
+    assert "Done: frame 3/3" in status
+    animation = Image.open(gif)
+    assert animation.format == "GIF" and animation.n_frames == 3
+    assert Image.open(frame).size == animation.size == (200, 133)
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict(handle_file(skimage_path("chelsea.png")), **args, frames=500, zoom=1.1,
+                       steps_per_frame=2, api_name="/deepdream_zoom")
 
 
 def test_preset_and_stop_endpoints(client):

@@ -119,3 +119,20 @@ def test_channel_dreaming_raises_that_channel(pipe, cat):
     with torch.no_grad():
         after = pipe.model(img, ["mixed4"])["mixed4"][:, 11].mean().item()
     assert after > before
+
+
+def test_zoom_animation_frames(pipe, cat):
+    from models.deepdream import zoom_in, zoom_stream
+
+    s = DreamSettings(layers={"mixed3": 1.0}, steps=2)
+    frames = list(zoom_stream(pipe, cat, s, 3, 1.2, generator=torch.Generator().manual_seed(0)))
+    assert [f.octave for f in frames] == [1, 2, 3] and frames[-1].done
+    assert all(f.image.shape == cat.shape for f in frames)
+    assert "frame 3/3" in frames[-1].message
+    # zooming keeps the size and magnifies the centre
+    ramp = torch.linspace(0, 1, 100).repeat(1, 3, 100, 1)
+    zoomed = zoom_in(ramp, 2.0)
+    assert zoomed.shape == ramp.shape
+    assert zoomed[..., 0].mean() > ramp[..., 0].mean() + 0.2  # left edge now shows the middle
+    with pytest.raises(ValueError):
+        next(zoom_stream(pipe, cat, s, 0, 1.2))
