@@ -47,7 +47,8 @@ def build() -> gr.Blocks:
 
 
 demo = build()
-MODELS = [*latent.EXPLORERS.values(), style.PIPELINE, deepdream.PIPELINE]  # every lazily loaded model, for warm-up and the benchmarks
+# every lazily loaded model, for warm-up and the benchmarks
+MODELS = [*latent.EXPLORERS.values(), style.PIPELINE, deepdream.PIPELINE]
 
 if __name__ == "__main__":
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

@@ -20,6 +20,7 @@ defined at Inception's native 299x299 so that it means the same per pixel at eve
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -257,7 +258,7 @@ def zoom_stream(pipe: DeepDreamPipeline, image: np.ndarray, settings: DreamSetti
                 should_stop: Callable[[], bool] | None = None) -> Iterator[DreamUpdate]:
     """The feedback 'zoom' of the original DeepDream videos: dream a few steps at one scale,
     zoom in a little, dream again on the result; one update per frame."""
-    s = DreamSettings(**{**settings.__dict__, "octaves": 1})
+    s = dataclasses.replace(settings, octaves=1)
     s.validate()
     if frames < 1 or not 1.0 < factor <= 2.0:
         raise ValueError("frames must be at least 1 and the zoom between 1 and 2")

@@ -7,7 +7,6 @@ little wider so that a 2-D code still reconstructs well. The likelihood is Berno
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import matplotlib
@@ -121,9 +120,6 @@ def grid_points(center: tuple[float, float], span: float, n: int, spacing: str =
     zz = np.stack(np.meshgrid(xs, ys[::-1]), axis=-1)  # rows: top = largest z2
     return zz.reshape(-1, 2).astype(np.float32)
 
-
-def bits_per_dim(nats_per_image: float, pixels: int = 784) -> float:
-    return nats_per_image / (pixels * math.log(2))
 
 
 @torch.no_grad()

@@ -117,7 +117,6 @@ def dream_zoom(image, layers, weights_text, octave_scale, step_size, max_loss, j
     """Stream the frames of a zoom animation, then the animated GIF."""
     settings = settings_from(layers, weights_text, 1, octave_scale, steps_per_frame, step_size,
                              max_loss, jitter, tile_size, channel)
-    settings.max_loss = float("inf")  # every frame runs its steps
     size = number(working_size, "Working size", 128, 1024, integer=True)
     frames = number(frames, "Frames", 2, 30, integer=True)
     zoom = number(zoom, "Zoom per frame", 1.01, 1.5)
@@ -125,19 +124,21 @@ def dream_zoom(image, layers, weights_text, octave_scale, step_size, max_loss, j
     picture, notes = read_image(image, size)
     pipeline = PIPELINE.get(progress)
     shots = []
-    for update, status in streamed(
-            lambda stop: zoom_stream(pipeline, picture, settings, frames, zoom, generator=gen,
-                                     should_stop=stop), notes, progress):
-        if update is None:
-            yield None, status, None
-            continue
-        shots.append(Image.fromarray(update.image))
-        gif = None
-        if update.done:
-            path = tempfile.NamedTemporaryFile(suffix=".gif", delete=False).name
-            shots[0].save(path, save_all=True, append_images=shots[1:], duration=180, loop=0)
-            gif = path
-        yield update.image, status, gif
+    with tempfile.TemporaryDirectory(prefix="gdl-zoom-") as folder:
+        # Gradio copies each yielded file into its cache before asking for the next item,
+        # so the GIF can go with the folder when the generator ends
+        for update, status in streamed(
+                lambda stop: zoom_stream(pipeline, picture, settings, frames, zoom, generator=gen,
+                                         should_stop=stop), notes, progress):
+            if update is None:
+                yield None, status, None
+                continue
+            shots.append(Image.fromarray(update.image))
+            gif = None
+            if update.done:
+                gif = f"{folder}/zoom.gif"
+                shots[0].save(gif, save_all=True, append_images=shots[1:], duration=180, loop=0)
+            yield update.image, status, gif
 
 
 def apply_preset(name: str):

@@ -5,6 +5,7 @@ import math
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 from safetensors.numpy import load_file
 
 from models.hub import from_pretrained, resolve
@@ -12,7 +13,7 @@ from models.runtime import device
 from models.vae import (ConvVAE, LatentMap, decode_points, encode_points, grid_points, line_points,
                         tile_grid, to_mnist_style)
 
-from .common import Lazy, number, read_image
+from .common import ImageInput, Lazy, number, read_image, to_rgb
 
 CHECKPOINTS = {"MNIST digits": "vae-mnist", "Fashion-MNIST": "vae-fashion"}
 SPACINGS = {"inverse normal CDF (chapter)": "cdf", "linear": "linear"}
@@ -126,13 +127,10 @@ def encode(dataset, sketch, upload, marks, progress=gr.Progress()):
     ex = explorer(dataset, progress)
     gray = None
     if isinstance(sketch, dict) and sketch.get("composite") is not None:
-        comp = np.asarray(sketch["composite"])
-        if comp.ndim == 3 and comp.shape[-1] == 4:
-            alpha = comp[..., 3:4].astype(np.float32) / 255.0
-            comp = comp[..., :3] * alpha + 255.0 * (1 - alpha)
-        candidate = comp.mean(-1) if comp.ndim == 3 else comp
-        if np.ptp(candidate) > 0:
-            gray = candidate.astype(np.uint8)
+        rgb, _ = to_rgb(Image.fromarray(np.asarray(sketch["composite"], dtype=np.uint8)))
+        candidate = np.asarray(rgb.convert("L"))
+        if np.ptp(candidate) > 0:  # a blank canvas is not a drawing
+            gray = candidate
     notes = []
     if gray is None:
         if not upload:
@@ -209,8 +207,8 @@ def build(blocks: gr.Blocks) -> None:
                                       canvas_size=(280, 280), height=340,
                                       brush=gr.Brush(default_size=18, colors=["#000000"],
                                                      color_mode="fixed"))
-                upload = gr.Image(label="...or upload a picture", type="filepath",
-                                  image_mode=None, height=160, sources=["upload", "clipboard"])
+                upload = ImageInput(label="...or upload a picture", height=160,
+                                    sources=["upload", "clipboard"])
                 encode_btn = gr.Button("Encode", variant="primary")
                 pair = gr.Image(label="Your image as the model sees it | its reconstruction",
                                 format="png", type="numpy", interactive=False)

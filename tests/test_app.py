@@ -142,6 +142,10 @@ def test_latent_grid_bad_input(client, args, message):
 def test_latent_bad_uploads_and_points(client, tmp_path):
     with pytest.raises(AppError, match="Draw something"):
         client.predict("MNIST digits", None, None, api_name="/latent_encode")
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 64)
+    with pytest.raises(AppError, match="Could not read the upload"):
+        client.predict("MNIST digits", None, handle_file(str(junk)), api_name="/latent_encode")
     blank = tmp_path / "blank.png"
     Image.new("RGB", (64, 64), "white").save(blank)
     with pytest.raises(AppError, match="empty"):

@@ -131,3 +131,18 @@ def test_shipped_models_on_real_test_images(dataset):
     shipped = load_file(f"{folder}/test_latents.safetensors")
     torch.testing.assert_close(shipped["z"].float(), mean, atol=2e-2, rtol=1e-2)
     assert (shipped["labels"].numpy() == labels).all()
+
+
+def test_a_sketch_is_encoded_like_a_drawing_on_paper():
+    """The tab's sketchpad gives RGBA strokes on a transparent canvas."""
+    from tabs.latent import encode
+
+    canvas = np.zeros((280, 280, 4), np.uint8)
+    canvas[60:220, 130:150] = (0, 0, 0, 255)  # a black "1" on transparent
+    pair, text, marks = encode("MNIST digits", {"composite": canvas}, None, {}, progress=None)
+    assert "inverted" in text and marks["encoded"]
+    blank = {"composite": np.zeros((280, 280, 4), np.uint8)}
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="Draw something"):
+        encode("MNIST digits", blank, None, {}, progress=None)
