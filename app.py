@@ -8,7 +8,7 @@ import os
 
 import gradio as gr
 
-from tabs import deepdream, latent, style
+from tabs import deepdream, faces, latent, style, text
 
 HEADER = """
 # Generative Deep Learning Studio
@@ -20,7 +20,7 @@ Pick a tab, start from an example, and watch the result build up step by step.
 CSS = """
 #studio-header h1 { margin-bottom: 0.2em; }
 @media (max-width: 640px) { .gradio-container { padding: 4px !important; } }
-"""
+""" + text.CSS
 
 LAUNCH_KWARGS = dict(
     # system fonts: no request leaves the server (classrooms behind firewalls, offline tests)
@@ -36,9 +36,11 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Generative Deep Learning Studio") as blocks:
         gr.Markdown(HEADER, elem_id="studio-header")
         with gr.Tabs():
+            faces.build(blocks)
             latent.build(blocks)
             style.build()
             deepdream.build()
+            text.build()
         gr.Markdown("Models load on first use of their tab. Source and model cards: see the "
                     "repository README.", elem_id="studio-footer")
     # heavy events share one slot (concurrency_id), the rest run two at a time
@@ -48,7 +50,7 @@ def build() -> gr.Blocks:
 
 demo = build()
 # every lazily loaded model, for warm-up and the benchmarks
-MODELS = [*latent.EXPLORERS.values(), style.PIPELINE, deepdream.PIPELINE]
+MODELS = [faces.STUDIO, *latent.EXPLORERS.values(), style.PIPELINE, deepdream.PIPELINE, *text.SAMPLERS.values()]
 
 if __name__ == "__main__":
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

@@ -1,20 +1,9 @@
 """Latent grid explorer: a 30 x 30 grid is one batched decode (goal: well under a second)."""
 from __future__ import annotations
 
-import time
-
-
+from benchmarks import best_of
 from models.hub import from_pretrained
 from models.vae import ConvVAE, decode_points, grid_points, tile_grid
-
-
-def best_of(fn, repeats=5) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def run() -> list[tuple[str, str, str, str]]:
@@ -23,7 +12,8 @@ def run() -> list[tuple[str, str, str, str]]:
         model = from_pretrained(ConvVAE, name)
         points = grid_points((0.0, 0.0), 3.3, 30)
         batched = best_of(lambda: tile_grid(decode_points(model, points), 30, 28))
-        one_by_one = best_of(lambda: [decode_points(model, p[None]) for p in points], repeats=1)
+        one_by_one = best_of(lambda: [decode_points(model, p[None]) for p in points], repeats=1,
+                             warmup=False)
         rows.append(("latent", f"{name}: 30x30 grid, one batched decode + mosaic",
                      f"{batched * 1000:.0f} ms", f"900 separate decodes: {one_by_one * 1000:.0f} ms "
                      f"({one_by_one / batched:.0f}x slower)"))

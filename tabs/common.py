@@ -118,6 +118,12 @@ def number(value: Any, name: str, lo: float, hi: float, *, integer: bool = False
     return x
 
 
+def sentence(notes: list[str]) -> str:
+    """Notes joined into one sentence (first letter capitalised, the rest untouched), or ''."""
+    joined = "; ".join(notes)
+    return joined[:1].upper() + joined[1:] + ". " if joined else ""
+
+
 def seed_value(value: Any) -> int:
     return number(value, "Seed", 0, 2**31 - 1, integer=True)
 

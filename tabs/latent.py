@@ -260,4 +260,3 @@ def build(blocks: gr.Blocks) -> None:
         # the grid appears when the tab is shown, on page load while it is the first tab
         # (the model loads then, never at import)
         tab.select(**draw, api_visibility="private")
-        blocks.load(**draw, api_visibility="private")

@@ -6,10 +6,14 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from tabs.text import MODEL_NAMES as TEXT_MODELS
 from tests.conftest import ROOT, skimage_path
 
 EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/deepdream_zoom", "/latent_grid", "/latent_decode",
-            "/latent_encode", "/latent_interpolate", "/style_transfer", "/style_stop"}
+            "/latent_encode", "/latent_interpolate", "/style_transfer", "/style_stop",
+            "/text_generate", "/text_compare", "/text_distribution", "/text_stop",
+            "/text_example_prompt", "/faces_gallery", "/faces_pick", "/faces_arithmetic",
+            "/faces_edit", "/faces_interpolate"}
 CDF = "inverse normal CDF (chapter)"
 
 SMALL = dict(layers=["mixed3"], weights_text="", octaves=2, octave_scale=1.4, steps=2,
@@ -31,7 +35,7 @@ def test_models_are_not_loaded_at_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=str(ROOT))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.strip().endswith("4 []")
+    assert out.stdout.strip().endswith("[]") and int(out.stdout.split()[0]) >= 4
 
 
 def test_deepdream_end_to_end(client):
@@ -202,3 +206,134 @@ def test_style_needs_a_style_image_and_reads_odd_modes(client, tmp_path):
     _, status, _ = client.predict(handle_file(str(palette)), handle_file(str(grey16)),
                                   **STYLE, api_name="/style_transfer")
     assert "scaled to 8 bits" in status and "Done" in status
+
+
+# ---------------------------------------------------------------- text sampling
+
+TEXT = dict(model_name="tiny-shakespeare", prompt="ROMEO:\n", temperature=0.7, length=60,
+            top_k=0, top_p=1.0, seed=4)
+needs_text = pytest.mark.skipif("tiny-shakespeare" not in TEXT_MODELS, reason="no text model")
+
+
+@needs_text
+def test_text_generate_streams_and_is_reproducible(client):
+    job = client.submit(**TEXT, api_name="/text_generate")
+    updates = list(job)
+    text, html, status = job.result()
+    assert len(updates) >= 2                      # streamed, not one answer at the end
+    assert text.startswith("ROMEO:\n") and len(text) == len("ROMEO:\n") + 60
+    assert "Done: 60 characters" in status and "nats per character" in status
+    assert html.count(' title="') == 60 and "gdl-legend" in html
+    again, _, _ = client.predict(**TEXT, api_name="/text_generate")
+    assert again == text
+    other, _, _ = client.predict(**{**TEXT, "seed": 5}, api_name="/text_generate")
+    assert other != text
+    greedy, _, _ = client.predict(**{**TEXT, "temperature": 0, "seed": 1}, api_name="/text_generate")
+    assert greedy == client.predict(**{**TEXT, "temperature": 0, "seed": 2},
+                                    api_name="/text_generate")[0]
+
+
+@needs_text
+def test_text_compare_columns_match_single_streams(client):
+    *columns, status = client.predict("tiny-shakespeare", "ROMEO:\n", 40, 0, 1.0, 4,
+                                      api_name="/text_compare")
+    assert len(columns) == 5 and "Done" in status
+    assert all(c.startswith("ROMEO:\n") and len(c) == 47 for c in columns)
+    single, _, _ = client.predict(**{**TEXT, "length": 40}, api_name="/text_generate")
+    assert columns[2] == single                   # the 0.7 column, same seed
+    assert len(set(columns)) >= 3
+
+
+@needs_text
+def test_text_distribution_plot(client):
+    plot, status = client.predict("tiny-shakespeare", "ROMEO", 0.5, 5, 0.9,
+                                  api_name="/text_distribution")
+    assert plot and "Most likely next character" in status and "Entropy" in status
+
+
+@needs_text
+@pytest.mark.parametrize("change,message", [
+    (dict(prompt=""), "empty prompt: starting from a new line"),
+    (dict(prompt="\U0001F3AC\u00e9t\u00e9 \u201cquoted\u201d"), "e; dropped 3 character(s)"),
+    (dict(prompt="x" * 5000), "longer than the model's context"),
+    (dict(top_k=100), "no cut"),
+])
+def test_text_odd_prompts_have_defined_behaviour(client, change, message):
+    text, _, status = client.predict(**{**TEXT, "length": 5, **change}, api_name="/text_generate")
+    assert message.lower() in status.lower() and "Done" in status
+    assert len(text) >= 5
+
+
+@needs_text
+@pytest.mark.parametrize("change,message", [
+    (dict(temperature=-1), "less than minimum"),
+    (dict(temperature=50), "greater than maximum"),
+    (dict(length=10**7), "greater than maximum"),
+    (dict(length=0), "less than minimum"),
+    (dict(top_p=0), "less than minimum"),
+    (dict(top_p=1.5), "greater than maximum"),
+    (dict(top_k=-3), "less than minimum"),
+    (dict(model_name="gpt-5"), "gpt-5"),
+    (dict(prompt="y" * 200_000), "limit is 100,000"),
+])
+def test_text_bad_settings_get_clear_errors(client, change, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(**{**TEXT, **change}, api_name="/text_generate")
+    assert "Done" in client.predict(**{**TEXT, "length": 3}, api_name="/text_generate")[2]
+
+
+# ---------------------------------------------------------------- face arithmetic
+
+from tabs.faces import AVAILABLE as FACES  # noqa: E402
+
+pytestmark_faces = pytest.mark.skipif(not FACES, reason="no face checkpoints in weights/")
+
+@pytestmark_faces
+def test_faces_gallery_is_fixed_by_the_seed(client):
+    first, status = client.predict(11, api_name="/faces_gallery")
+    again, _ = client.predict(11, api_name="/faces_gallery")
+    other, _ = client.predict(12, api_name="/faces_gallery")
+    assert "seed 11" in status
+    im = Image.open(first)
+    assert im.format == "PNG" and im.size == (8 * 98 - 2, 8 * 98 - 2)   # 8x8 faces of 96 px
+    same = [Image.open(x).tobytes() for x in (first, again, other)]
+    assert same[0] == same[1] != same[2]
+
+
+@pytestmark_faces
+def test_faces_arithmetic_edit_interpolate(client):
+    ga, gb, gc, result, around, pixel, status = client.predict(
+        11, "1, 2, 3", "#4 5 6", "7", 0.25, api_name="/faces_arithmetic")
+    assert [Image.open(g).size[0] for g in (ga, gb, gc)] == [3 * 98 - 2, 3 * 98 - 2, 96]
+    assert Image.open(result).size == (256, 256) and Image.open(pixel).size == (256, 256)
+    assert Image.open(around).size == (4 * 98 - 2, 2 * 98 - 2)
+    assert status.startswith("Group C has one face") and "classifier reads" in status
+    before, after, status = client.predict(11, 3, 0, 0, 0, 0, 0, api_name="/faces_edit")
+    assert Image.open(before).tobytes() == Image.open(after).tobytes()  # no shift, same face
+    _, moved, status = client.predict(11, 3, 6, 0, 0, 0, 0, api_name="/faces_edit")
+    assert Image.open(moved).tobytes() != Image.open(before).tobytes() and "Face #3" in status
+    strip, gif, status = client.predict(11, 3, 9, 6, api_name="/faces_interpolate")
+    assert Image.open(strip).size == (6 * 64, 64)
+    animation = Image.open(gif)
+    assert animation.format == "GIF" and animation.n_frames == 10   # there and back
+
+
+@pytestmark_faces
+@pytest.mark.parametrize("args,message", [
+    ((11, "", "1", "2", 0.2), "Group A is empty"),
+    ((11, "1", "2, x", "2", 0.2), "'x' is not a face number"),
+    ((11, "1", "2", "999", 0.2), "face 999 does not exist"),
+    ((11, "1", "2", "3", 50), "greater than maximum"),
+    ((11, "1", "2", "3", -1), "less than minimum"),
+    ((-5, "1", "2", "3", 0.2), "less than minimum"),
+    ((2**40, "1", "2", "3", 0.2), "greater than maximum"),
+    ((11, ",".join(["1"] * 40), "2", "3", 0.2), "at most 32"),
+])
+def test_faces_bad_input(client, args, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name="/faces_arithmetic")
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict(11, 3, 500, 0, 0, 0, 0, api_name="/faces_edit")
+    with pytest.raises(AppError, match="Unknown preset"):
+        client.predict(11, "frowning dog", api_name="/faces_pick")
+    assert "seed 11" in client.predict(11, api_name="/faces_gallery")[1]

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from tabs.faces import AVAILABLE as FACES
 from tests.conftest import ARTIFACTS
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -49,6 +50,31 @@ def error_toasts(page) -> list[str]:
     return [t for t in page.locator(".toast-body.error, .toast-wrap .error").all_inner_texts() if t]
 
 
+def check_faces(page) -> None:
+    page.get_by_role("tab", name="Face arithmetic").click()
+    panel = page.locator("#faces-panel")
+    page.locator("#faces-result img").wait_for(timeout=60_000)
+    page.locator("#faces-status").get_by_text("classifier reads").wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "faces-first-visit.png"), full_page=True)
+    before = page.locator("#faces-a textarea, #faces-a input").first.input_value()
+    gallery = panel.locator("#faces-gallery img")
+    box = gallery.bounding_box()
+    tile = box["width"] / 8
+    gallery.click(position={"x": 2.5 * tile, "y": 1.5 * tile})   # row 1, column 2: face 10
+    page.wait_for_function("(b) => { const e = document.querySelector('#faces-a textarea, #faces-a input');"
+                           " return e && e.value !== b; }", arg=before, timeout=15_000)
+    assert page.locator("#faces-a textarea, #faces-a input").first.input_value().endswith("10")
+    page.get_by_role("button", name="Compute A - B + C").click()
+    page.wait_for_timeout(500)
+    page.locator("#faces-status").get_by_text("classifier reads").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Interpolate").click()
+    page.get_by_text("in 10 steps").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_text("reads the edited face").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "faces-used.png"), full_page=True)
+    assert not error_toasts(page)
+
+
 def test_every_tab_and_the_deepdream_example(browser, app_url):
     ARTIFACTS.mkdir(exist_ok=True)
     page, problems = open_page(browser, app_url)
@@ -61,6 +87,11 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
         page.screenshot(path=str(ARTIFACTS / f"tab-{name.lower().replace(' ', '-')}.png"),
                         full_page=True)
         assert not error_toasts(page), name
+
+    # face arithmetic (the first tab): gallery and a preset's result on page load; a click on
+    # a face adds it to group A; compute, edit, interpolate
+    if FACES:
+        check_faces(page)
 
     # latent grid: the grid appears on first visit; a click on a cell shows it with its z
     page.get_by_role("tab", name="Latent grid").click()
@@ -99,12 +130,38 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
     page.screenshot(path=str(ARTIFACTS / "deepdream-result.png"), full_page=True)
     assert page.locator("img").count() >= 2  # the input example and the dream
     assert not error_toasts(page)
+
+    # text sampling: generate (streams, then the coloured view), compare, the distribution
+    page.get_by_role("tab", name="Text sampling").click()
+    panel = page.locator("#text-panel")
+    panel.locator("tr.tr-body").last.click()              # an example prompt
+    page.wait_for_timeout(500)
+    set_number(panel, "Length (characters)", "120")
+    page.get_by_role("button", name="Generate").click()
+    status = page.locator("#text-status")
+    status.get_by_text("Done").wait_for(timeout=60_000)
+    assert len(page.locator("#text-output textarea").input_value()) >= 120
+    assert page.locator("#text-colours span[title]").count() == 120
+    page.screenshot(path=str(ARTIFACTS / "text-generate.png"), full_page=True)
+    page.get_by_role("button", name="Compare temperatures").first.click()
+    page.locator("#text-status").get_by_text("Done: 120/120").wait_for(timeout=60_000)
+    texts = [page.locator(f"#text-t{i} textarea").input_value() for i in range(5)]
+    assert all(len(t) >= 120 for t in texts) and len(set(texts)) >= 3
+    page.screenshot(path=str(ARTIFACTS / "text-compare.png"), full_page=True)
+    page.get_by_role("button", name="See the distribution").click()
+    page.locator("#text-status").get_by_text("Most likely next character").wait_for(timeout=60_000)
+    page.locator("#text-plot").locator("img, svg, canvas").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "text-distribution.png"), full_page=True)
+    assert not error_toasts(page)
     assert problems == []
 
 
 def test_phone_layout_has_no_errors(browser, app_url):
     page, problems = open_page(browser, app_url, width=390, height=844)
-    page.locator("#latent-grid img").wait_for(timeout=60_000)  # the first tab draws its grid
+    if FACES:  # the first tab shows a result
+        page.locator("#faces-result img").wait_for(timeout=60_000)
+    else:
+        page.wait_for_timeout(3000)
     page.screenshot(path=str(ARTIFACTS / "phone-first-tab.png"), full_page=True)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 400, f"the page scrolls sideways on a phone ({width}px)"

@@ -43,3 +43,111 @@ def load_digits(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
     labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz")
     return images, labels
+
+
+# ---------------------------------------------------------------- text corpora
+
+TEXT_FILES = {"shakespeare": "tinyshakespeare.txt", "nietzsche": "nietzsche.txt",
+              "imdb": "imdb_aclImdb_50k.jsonl.gz"}
+
+
+class Corpus:
+    """A character corpus as uint8 indices into ``chars``, split into train and held-out text."""
+
+    def __init__(self, name: str, title: str, description: str, chars: str,
+                 train: np.ndarray, val: np.ndarray):
+        self.name, self.title, self.description = name, title, description
+        self.chars, self.train, self.val = chars, train, val
+
+    def unigram_entropy(self) -> float:
+        counts = np.bincount(self.train, minlength=len(self.chars)).astype(np.float64)
+        p = counts[counts > 0] / counts.sum()
+        return float(-(p * np.log(p)).sum())
+
+
+def _encode(text: str, chars: str) -> np.ndarray:
+    table = np.zeros(0x110000 if max(map(ord, chars)) > 255 else 256, dtype=np.uint8)
+    for i, ch in enumerate(chars):
+        table[ord(ch)] = i
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return table[codes]
+
+
+def ascii_text(text: str) -> str:
+    """Fold typographic characters and accents to ASCII, drop what has no ASCII form; newlines
+    and printable ASCII stay."""
+    import unicodedata
+
+    from models.charlm import FOLD
+
+    table = {}
+    for ch in set(text):
+        if ch == "\n" or " " <= ch <= "~":
+            continue
+        alt = ch.translate(FOLD)
+        if alt == ch:
+            alt = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        table[ord(ch)] = "".join(c for c in alt if c == "\n" or " " <= c <= "~")
+    return text.translate(table)
+
+
+def load_corpus(name: str) -> Corpus:
+    """tiny-shakespeare and Nietzsche: first 90% train, last 10% held out (as nanoGPT and the Keras
+    example split them).  IMDB: the 25,000 training reviews train; 2,500 test reviews are held out;
+    ``<br />`` removed, one review per line, folded to ASCII."""
+    path = data_root() / "text" / TEXT_FILES[name]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the training data lives in the project's "
+                                "../shared/data (set GDL_DATA to point elsewhere)")
+    if name == "imdb":
+        import json
+        import re
+
+        train_txt, val_txt = [], []
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                text = re.sub(r"(<br\s*/?>\s*)+", " ", r["text"]).replace("\n", " ").strip()
+                if r["split"] == "train":
+                    train_txt.append(text)
+                elif len(val_txt) < 2500 and int(r["id"]) % 5 == 0:
+                    val_txt.append(text)
+        train_s = ascii_text("\n".join(train_txt) + "\n")
+        val_s = ascii_text("\n".join(val_txt) + "\n")
+        chars = "".join(sorted(set(train_s)))
+        val_s = "".join(c for c in val_s if c in set(chars))
+        desc = (f"the Large Movie Review Dataset (Maas et al., 2011): the {len(train_txt):,} "
+                f"training reviews ({len(train_s):,} characters), `<br />` removed, one review per "
+                f"line, folded to ASCII; {len(val_txt):,} test-split reviews held out.")
+        return Corpus(name, "IMDB movie reviews", desc, chars, _encode(train_s, chars),
+                      _encode(val_s, chars))
+    text = path.read_text(encoding="utf-8")
+    chars = "".join(sorted(set(text)))
+    n = int(len(text) * 0.9)
+    title = {"shakespeare": "tiny-shakespeare", "nietzsche": "Nietzsche"}[name]
+    desc = {"shakespeare": "karpathy/char-rnn's tiny-shakespeare (1,115,394 characters, public "
+                           "domain): first 90% for training, last 10% held out, as in nanoGPT.",
+            "nietzsche": "the Nietzsche corpus of the classic Keras text-generation example "
+                         "(600,893 characters, public domain): first 90% train, last 10% held out."}
+    return Corpus(name, title, desc[name], chars, _encode(text[:n], chars), _encode(text[n:], chars))
+
+
+# ---------------------------------------------------------------- faces
+
+def load_celeba() -> dict:
+    """The 6,000 aligned CelebA faces: ``images`` uint8 (N, 64, 64, 3), ``attrs`` int8 (N, 40) in
+    {-1, +1}, ``attr_names``, ``identity``."""
+    import io
+
+    from PIL import Image
+
+    path = data_root() / "faces" / "celeba6k_64_jpeg.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the training data lives in the project's "
+                                "../shared/data (set GDL_DATA to point elsewhere)")
+    d = np.load(path)
+    data, offsets = d["jpeg_data"], d["offsets"]
+    images = np.stack([np.asarray(Image.open(io.BytesIO(data[offsets[i]:offsets[i + 1]].tobytes()))
+                                  .convert("RGB")) for i in range(len(offsets) - 1)])
+    return dict(images=images, attrs=d["attrs"], attr_names=[str(n) for n in d["attr_names"]],
+                identity=d["identity"])

@@ -1,0 +1,42 @@
+"""Face arithmetic: a 64-face gallery and the arithmetic view must feel instant (goal: under
+100 ms for 64 faces on this CPU)."""
+from __future__ import annotations
+
+import torch
+
+from benchmarks import best_of
+from models.dcgan import DCGANConfig, Generator, arithmetic, generate, latents, neighbours
+from models.hub import WEIGHTS_DIR, from_pretrained
+
+
+def run() -> list[tuple[str, str, str, str]]:
+    folder = WEIGHTS_DIR / "dcgan-faces"
+    shipped = (folder / "README.md").is_file()
+    G = from_pretrained(Generator, folder) if shipped else Generator(DCGANConfig()).eval()
+    note = "shipped weights" if shipped else "random weights of the shipped size"
+    z = latents(64, torch.Generator().manual_seed(0))
+    gallery = best_of(lambda: generate(G, z), repeats=7)
+    G_cl = G.to(memory_format=torch.channels_last)
+    gallery_cl = best_of(lambda: generate(G_cl, z), repeats=7)
+    gallery_fast = best_of(lambda: generate(G_cl, z, fast=True), repeats=7)
+    err = (generate(G_cl, z, fast=True) - generate(G, z)).abs().max().item() * 127.5
+
+    def view():
+        groups = [z[0:3], z[3:6], z[6:9]]
+        result = arithmetic(*groups)
+        around = neighbours(result, 8, 0.25, torch.Generator().manual_seed(1))
+        members = generate(G_cl, torch.cat(groups), fast=True)
+        faces = generate(G_cl, torch.cat([result[None], around]), fast=True)
+        pixels = arithmetic(members[:3], members[3:6], members[6:9])
+        return faces, pixels
+
+    arith = best_of(view, repeats=7)
+    return [
+        ("faces", f"64-face gallery, one batched generator call, as the tab runs it ({note})",
+         f"{gallery_fast * 1000:.0f} ms", f"bf16 convolutions, channels-last (max pixel change "
+         f"{err:.1f} levels); fp32: {gallery * 1000:.0f} ms, fp32 channels-last: "
+         f"{gallery_cl * 1000:.0f} ms; goal under 100 ms"),
+        ("faces", "arithmetic view: 9 group faces + result + 8 neighbours + pixel sum",
+         f"{arith * 1000:.0f} ms", f"{G.config.ngf}-wide generator, "
+         f"{sum(p.numel() for p in G.parameters()) / 1e6:.1f} M parameters"),
+    ]

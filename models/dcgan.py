@@ -1,0 +1,250 @@
+"""DCGAN for 64x64 faces (Radford et al., 2015), a face-attribute classifier, and the latent
+arithmetic of the paper: averaged group vectors, A - B + C, spherical interpolation, attribute
+directions.
+
+    G = from_pretrained(Generator, "weights/dcgan-faces")
+    z = latents(64, generator(0))            # (64, 100) from N(0, I), seeded per request
+    faces = to_uint8(G(z))                   # (64, 64, 64, 3) uint8
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class DCGANConfig:
+    nz: int = 100        # latent size
+    ngf: int = 64        # generator width (the last hidden layer; the first has 8x)
+    ndf: int = 64        # discriminator width (the first layer; the last has 8x)
+    nc: int = 3          # image channels
+    dataset: str = ""
+
+
+class Generator(nn.Module):
+    """z (N, nz) -> image (N, 3, 64, 64) in [-1, 1]: transposed convolutions, batch norm, ReLU,
+    tanh, as in the paper."""
+
+    config_class = DCGANConfig
+    model_type = "dcgan-generator"
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__()
+        self.config = config
+        g, nz = config.ngf, config.nz
+
+        def up(i, o):
+            return [nn.ConvTranspose2d(i, o, 4, 2, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(True)]
+
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(nz, g * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(g * 8), nn.ReLU(True),
+            *up(g * 8, g * 4), *up(g * 4, g * 2), *up(g * 2, g),
+            nn.ConvTranspose2d(g, config.nc, 4, 2, 1, bias=False), nn.Tanh())
+        self.apply(init_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    """image -> logit: strided convolutions, batch norm (not on the first layer), LeakyReLU 0.2."""
+
+    config_class = DCGANConfig
+    model_type = "dcgan-discriminator"
+
+    def __init__(self, config: DCGANConfig):
+        super().__init__()
+        self.config = config
+        d = config.ndf
+
+        def down(i, o):
+            return [nn.Conv2d(i, o, 4, 2, 1, bias=False), nn.BatchNorm2d(o), nn.LeakyReLU(0.2, True)]
+
+        self.net = nn.Sequential(
+            nn.Conv2d(config.nc, d, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
+            *down(d, d * 2), *down(d * 2, d * 4), *down(d * 4, d * 8),
+            nn.Conv2d(d * 8, 1, 4, 1, 0, bias=False))
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+def init_weights(m: nn.Module) -> None:
+    """The paper's initialisation: N(0, 0.02) weights, batch-norm scale N(1, 0.02)."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+# ---------------------------------------------------------------- attribute classifier
+
+
+@dataclass
+class FaceAttrConfig:
+    attributes: list[str] = field(default_factory=lambda: ["Smiling", "Male", "Eyeglasses"])
+    width: int = 32
+
+
+class FaceAttributes(nn.Module):
+    """A small CNN on 64x64 RGB faces in [-1, 1]: one logit per attribute.  A strided first
+    convolution, then three blocks of two 3x3 convolutions (32 -> 16 -> 8 -> 4 px)."""
+
+    config_class = FaceAttrConfig
+    model_type = "face-attributes"
+
+    def __init__(self, config: FaceAttrConfig):
+        super().__init__()
+        self.config = config
+        w = config.width
+
+        def block(i, o):
+            return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(True),
+                    nn.Conv2d(o, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(True),
+                    nn.MaxPool2d(2)]
+
+        self.features = nn.Sequential(
+            nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(True),   # 64 -> 32
+            *block(w, 2 * w), *block(2 * w, 4 * w), *block(4 * w, 8 * w))          # 32 -> 4
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3),
+                                  nn.Linear(8 * w * 16, len(config.attributes)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """P(attribute) for images in [-1, 1], (N, n_attributes); also averages the mirror image."""
+        self.eval()
+        out = []
+        for i in range(0, len(images), batch):
+            x = images[i:i + batch].contiguous(memory_format=torch.channels_last)
+            logits = self(x) + self(x.flip(-1))
+            out.append(torch.sigmoid(logits / 2))
+        return torch.cat(out)
+
+
+# ---------------------------------------------------------------- latent arithmetic
+
+
+def latents(n: int, generator: torch.Generator, nz: int = 100) -> torch.Tensor:
+    """n latent vectors from N(0, I), drawn from the request's generator."""
+    return torch.randn((n, nz), generator=generator)
+
+
+def bf16_cpu() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (oneDNN; e.g. AVX512-BF16, AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@torch.no_grad()
+def generate(G: Generator, z: torch.Tensor, batch: int = 256, fast: bool = False) -> torch.Tensor:
+    """Images in [-1, 1] for latents z (eval mode: batch norm uses its running statistics).
+
+    ``fast`` runs the convolutions in bfloat16 on CPUs that do it natively (about twice as fast;
+    pixels differ by a level or two): for the interactive tab, not for measurements."""
+    G.eval()
+    dev = next(G.parameters()).device
+    low = fast and dev.type == "cpu" and bf16_cpu()
+    out = []
+    for i in range(0, len(z), batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+            out.append(G(z[i:i + batch].to(dev)).float().cpu())
+    return torch.cat(out)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
+    x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def arithmetic(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """mean(A) - mean(B) + mean(C): the paper's averaged-vector arithmetic (works on latents
+    (n, nz) and on images (n, 3, H, W) alike)."""
+    for name, group in (("A", a), ("B", b), ("C", c)):
+        if len(group) == 0:
+            raise ValueError(f"group {name} is empty")
+    return a.mean(0) - b.mean(0) + c.mean(0)
+
+
+def neighbours(z: torch.Tensor, n: int, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """``n`` vectors around ``z``: z + scale * noise (the paper's 8 samples around a result)."""
+    return z[None] + scale * torch.randn((n, z.numel()), generator=generator)
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """Spherical interpolation (Shoemake; White 2016): along the great circle between z0 and z1,
+    with the norm interpolated linearly. ``t`` scalar or (T,) gives (T, nz)."""
+    t = torch.as_tensor(t, dtype=z0.dtype).reshape(-1, 1)
+    n0, n1 = z0.norm(), z1.norm()
+    u0, u1 = z0 / n0, z1 / n1
+    omega = torch.arccos((u0 * u1).sum().clamp(-1 + 1e-7, 1 - 1e-7))
+    if omega.abs() < 1e-4:  # (anti)parallel: fall back to the straight line
+        return (1 - t) * z0 + t * z1
+    direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / torch.sin(omega)
+    return direction * ((1 - t) * n0 + t * n1)
+
+
+def attribute_directions(z: torch.Tensor, probs: torch.Tensor, names: list[str],
+                         margin: float = 0.25) -> dict[str, torch.Tensor]:
+    """For each attribute: mean z of confident positives minus mean z of confident negatives
+    (by the classifier's probability), normalised to unit length."""
+    out = {}
+    for j, name in enumerate(names):
+        pos, neg = probs[:, j] > 1 - margin, probs[:, j] < margin
+        if pos.sum() < 5 or neg.sum() < 5:
+            continue
+        d = z[pos].mean(0) - z[neg].mean(0)
+        out[name] = d / d.norm()
+    return out
+
+
+# ---------------------------------------------------------------- groups chosen by the classifier
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A - B + C = target, each side described by attribute values (True = has it)."""
+    a: dict
+    b: dict
+    c: dict
+    target: dict
+
+
+PRESETS = {
+    "smiling woman - neutral woman + neutral man": Preset(
+        a={"Smiling": True, "Male": False}, b={"Smiling": False, "Male": False},
+        c={"Smiling": False, "Male": True}, target={"Smiling": True, "Male": True}),
+    "man with glasses - man without + woman without": Preset(
+        a={"Eyeglasses": True, "Male": True}, b={"Eyeglasses": False, "Male": True},
+        c={"Eyeglasses": False, "Male": False}, target={"Eyeglasses": True, "Male": False}),
+    "smiling man - neutral man + neutral woman": Preset(
+        a={"Smiling": True, "Male": True}, b={"Smiling": False, "Male": True},
+        c={"Smiling": False, "Male": False}, target={"Smiling": True, "Male": False}),
+    "neutral woman - smiling woman + smiling man": Preset(
+        a={"Smiling": False, "Male": False}, b={"Smiling": True, "Male": False},
+        c={"Smiling": True, "Male": True}, target={"Smiling": False, "Male": True}),
+}
+
+
+def matches(probs: torch.Tensor, names: list[str], spec: dict, confident: float = 0.8) -> torch.Tensor:
+    """Faces the classifier confidently puts in ``spec`` (``confident`` = required probability)."""
+    ok = torch.ones(len(probs), dtype=torch.bool)
+    for attr, wanted in spec.items():
+        p = probs[:, names.index(attr)]
+        ok &= (p > confident) if wanted else (p < 1 - confident)
+    return ok
+
+
+def hits(probs: torch.Tensor, names: list[str], spec: dict) -> torch.Tensor:
+    """Faces the classifier calls ``spec`` (probability on the right side of 0.5)."""
+    return matches(probs, names, spec, confident=0.5)

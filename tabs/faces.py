@@ -1,0 +1,359 @@
+"""Face arithmetic tab: widgets, validation and wiring; the maths is models/dcgan.py."""
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from models.dcgan import (PRESETS, FaceAttributes, Generator, arithmetic, attribute_directions,
+                          generate, latents, matches, neighbours, slerp, to_uint8)
+from models.hub import WEIGHTS_DIR, from_pretrained, resolve
+from models.runtime import device, generator
+
+from .common import Lazy, number, seed_value, sentence
+
+GENERATOR = "dcgan-faces"
+CLASSIFIER = "face-attributes"
+AVAILABLE = (WEIGHTS_DIR / GENERATOR / "config.json").is_file() and \
+    (WEIGHTS_DIR / CLASSIFIER / "config.json").is_file()
+GALLERY = 64           # faces shown
+POOL = 256             # faces a preset may choose from (the gallery's are the first 64)
+SLIDERS = {"Smiling": "smile", "Eyeglasses": "glasses", "Male": "male", "Young": "young",
+           "Blond_Hair": "blond hair"}
+MAX_SHIFT = 8.0        # attribute sliders move at most this far along a unit direction
+DEFAULT_PRESET = next(iter(PRESETS))
+TARGETS = ("group A", "group B", "group C", "attribute editor", "interpolation start",
+           "interpolation end")
+
+
+@dataclass
+class FaceStudio:
+    G: Generator
+    clf: FaceAttributes
+    directions: dict[str, torch.Tensor]
+
+    def pool(self, seed: int, n: int = POOL) -> torch.Tensor:
+        return latents(n, generator(seed), self.G.config.nz)
+
+    def images(self, z: torch.Tensor) -> torch.Tensor:
+        return generate(self.G, z, fast=True)
+
+    def reading(self, images: torch.Tensor) -> str:
+        p = self.clf.probabilities(images)[0]
+        return ", ".join(f"{SLIDERS.get(n, n)} {float(v):.0%}"
+                         for n, v in zip(self.clf.config.attributes, p))
+
+
+def _load(report) -> FaceStudio:
+    report(0.3, "Loading the DCGAN generator")
+    G = from_pretrained(Generator, GENERATOR, device=device()).to(memory_format=torch.channels_last)
+    report(0.6, "Loading the face-attribute classifier")
+    clf = from_pretrained(FaceAttributes, CLASSIFIER, device="cpu")
+    path = resolve(GENERATOR) / "attribute_directions.safetensors"
+    if path.is_file():
+        directions = {k: v.float() for k, v in load_file(str(path)).items()}
+    else:  # a checkpoint without its card: estimate the directions from 2,048 samples
+        report(0.8, "Estimating attribute directions")
+        z = latents(2048, torch.Generator().manual_seed(0), G.config.nz)
+        directions = attribute_directions(z, clf.probabilities(generate(G, z)), clf.config.attributes)
+    return FaceStudio(G, clf, directions)
+
+
+STUDIO = Lazy("the DCGAN and the face classifier", _load)
+
+EXPLAIN = """
+**How it works.** A DCGAN generator turns a vector *z* of 100 random numbers into a 64x64 face;
+it learned this from 6,000 real celebrity photos by playing against a discriminator. Directions
+in that 100-dimensional space carry meaning, which is why vectors can be added and subtracted
+(Radford et al., 2015):
+
+* **Arithmetic**: the average *z* of a few smiling women, minus that of neutral women, plus that
+  of neutral men, lands on smiling men. Three faces per group are averaged, as in the paper,
+  because one face carries too much of its own identity. The same sum on *pixels* only makes a
+  ghostly double exposure.
+* **Neighbours**: eight faces from small random steps around the result (the noise slider).
+* **Attribute sliders** move a face along directions found by a classifier: the mean *z* of
+  faces it calls smiling minus the mean of faces it calls neutral, and so on.
+* **Interpolation** walks from one face to another along a great circle (spherical
+  interpolation), which keeps every step as typical as the ends.
+"""
+
+
+def parse_group(text, name: str, required: bool = True) -> list[int]:
+    items = [t for t in re.split(r"[\s,;]+", str(text or "").strip()) if t]
+    indices = []
+    for item in items:
+        item = item.lstrip("#")
+        if not re.fullmatch(r"\d+", item):
+            raise gr.Error(f"{name}: {item!r} is not a face number (write e.g. '3, 17, 42').")
+        i = int(item)
+        if i >= POOL:
+            raise gr.Error(f"{name}: face {i} does not exist (faces are numbered 0 to {POOL - 1}).")
+        indices.append(i)
+    if required and not indices:
+        raise gr.Error(f"{name} is empty: click faces in the gallery or pick a preset.")
+    if len(indices) > 32:
+        raise gr.Error(f"{name} has {len(indices)} faces; at most 32 are averaged.")
+    return indices
+
+
+def face_index(value, name: str) -> int:
+    return number(value, name, 0, POOL - 1, integer=True)
+
+
+def gallery(seed, progress=gr.Progress()):
+    """The 64 faces of a seed (numbered; the number is what the groups refer to)."""
+    seed = seed_value(seed)
+    studio = STUDIO.get(progress)
+    faces = to_uint8(studio.images(studio.pool(seed, GALLERY)))
+    return mosaic(faces, 8, list(range(GALLERY))), f"Faces of seed {seed}."
+
+
+def new_seed():
+    return int(np.random.default_rng().integers(0, 2**31 - 1))
+
+
+def pick(seed, preset, progress=gr.Progress()):
+    """Let the classifier choose three faces per group for a preset, among the seed's 256."""
+    seed = seed_value(seed)
+    if preset not in PRESETS:
+        raise gr.Error(f"Unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}.")
+    studio = STUDIO.get(progress)
+    spec = PRESETS[preset]
+    probs = studio.clf.probabilities(studio.images(studio.pool(seed)))
+    names = studio.clf.config.attributes
+    chosen = []
+    for label, side in (("A", spec.a), ("B", spec.b), ("C", spec.c)):
+        for confident in (0.8, 0.65, 0.5):
+            found = torch.where(matches(probs, names, side, confident))[0]
+            if len(found) >= 3:
+                break
+        if len(found) == 0:
+            raise gr.Error(f"None of the {POOL} faces of seed {seed} fits group {label}; "
+                           "try another seed.")
+        # the faces the classifier is surest of
+        score = torch.ones(len(found))
+        for attr, wanted in side.items():
+            p = probs[found, names.index(attr)]
+            score *= p if wanted else 1 - p
+        best = found[score.argsort(descending=True)[:3]].tolist()
+        chosen.append(", ".join(map(str, best)))
+    return *chosen, f"Picked by the classifier among the {POOL} faces of seed {seed}."
+
+
+def first_visit(seed, preset, progress=gr.Progress()):
+    """The preset's groups, or (if the classifier finds none) the first nine faces."""
+    try:
+        return pick(seed, preset, progress)
+    except gr.Error as exc:
+        return "0, 1, 2", "3, 4, 5", "6, 7, 8", f"{exc.message} Showing faces 0-8 instead."
+
+
+def compute(seed, a_text, b_text, c_text, noise, progress=gr.Progress()):
+    """A - B + C in latent space, eight neighbours, and the same sum on pixels."""
+    seed = seed_value(seed)
+    noise = number(noise, "Neighbour noise", 0, 2)
+    groups = [parse_group(t, f"Group {n}") for t, n in ((a_text, "A"), (b_text, "B"), (c_text, "C"))]
+    studio = STUDIO.get(progress)
+    z = studio.pool(seed)
+    members = [studio.images(z[g]) for g in groups]
+    result = arithmetic(*(z[g] for g in groups))
+    around = neighbours(result, 8, noise, generator(seed + 1))
+    faces = studio.images(torch.cat([result[None], around]))
+    pixels = arithmetic(*members).clamp(-1, 1)[None]
+    notes = [f"group {n} has one face (the paper averages three)"
+             for n, g in zip("ABC", groups) if len(g) == 1]
+    status = sentence(notes) + f"The classifier reads the result as: {studio.reading(faces[:1])}."
+    previews = [mosaic(to_uint8(m), 3, g) for m, g in zip(members, groups)]
+    return (*previews, big(to_uint8(faces[:1])[0]), mosaic(to_uint8(faces[1:]), 4),
+            big(to_uint8(pixels)[0]), status)
+
+
+TILE = 96   # a face in a mosaic: 64 px shown at 1.5x
+GAP = 2
+
+
+def mosaic(faces: np.ndarray, cols: int, labels: list[int] | None = None) -> np.ndarray:
+    """Faces side by side (``cols`` per row) on white, each with its number in a corner."""
+    from PIL import ImageDraw
+
+    rows = -(-len(faces) // cols)
+    step = TILE + GAP
+    canvas = Image.new("RGB", (cols * step - GAP, rows * step - GAP), "white")
+    draw = ImageDraw.Draw(canvas)
+    for k, face in enumerate(faces):
+        r, c = divmod(k, cols)
+        x, y = c * step, r * step
+        canvas.paste(Image.fromarray(face).resize((TILE, TILE), Image.Resampling.NEAREST), (x, y))
+        if labels is not None:
+            text = str(labels[k])
+            w = 7 * len(text) + 4
+            draw.rectangle((x, y, x + w, y + 13), fill=(255, 255, 255))
+            draw.text((x + 2, y + 1), text, fill=(30, 30, 30))
+    return np.asarray(canvas)
+
+
+def tile_at(x: float, y: float, cols: int, count: int) -> int | None:
+    """The face under pixel (x, y) of a mosaic, or None for a gap."""
+    step = TILE + GAP
+    c, r = int(x) // step, int(y) // step
+    if c >= cols or int(x) % step >= TILE or int(y) % step >= TILE:
+        return None
+    k = r * cols + c
+    return k if k < count else None
+
+
+def big(face: np.ndarray, size: int = 256) -> np.ndarray:
+    """A 64x64 face enlarged for display (nearest neighbour keeps it honest)."""
+    return np.asarray(Image.fromarray(face).resize((size, size), Image.Resampling.NEAREST))
+
+
+def edit(seed, face, *shifts, progress=gr.Progress()):
+    """A face moved along the attribute directions."""
+    seed = seed_value(seed)
+    face = face_index(face, "Face")
+    studio = STUDIO.get(progress)
+    z = studio.pool(seed)[face]
+    moved = z.clone()
+    missing = []
+    for name, value in zip(SLIDERS, shifts):
+        value = number(value, f"{SLIDERS[name].capitalize()} shift", -MAX_SHIFT, MAX_SHIFT)
+        if value and name in studio.directions:
+            moved += value * studio.directions[name]
+        elif value:
+            missing.append(f"no {SLIDERS[name]} direction (too few confident examples)")
+    images = studio.images(torch.stack([z, moved]))
+    faces = to_uint8(images)
+    return (big(faces[0]), big(faces[1]), sentence(missing) +
+            f"Face #{face}. The classifier reads the edited face as: {studio.reading(images[1:])}.")
+
+
+def interpolate(seed, start, end, steps, progress=gr.Progress()):
+    """Spherical interpolation between two faces: a strip and an animated GIF."""
+    seed = seed_value(seed)
+    start, end = face_index(start, "Start face"), face_index(end, "End face")
+    steps = number(steps, "Steps", 2, 32, integer=True)
+    studio = STUDIO.get(progress)
+    z = studio.pool(seed)
+    path = slerp(z[start], z[end], torch.linspace(0, 1, steps))
+    faces = to_uint8(studio.images(path))
+    strip = np.concatenate(list(faces), axis=1)
+    frames = [Image.fromarray(big(f, 192)) for f in faces]
+    frames += frames[-2:0:-1]  # there and back
+    gif = tempfile.NamedTemporaryFile(prefix="gdl-faces-", suffix=".gif", delete=False).name
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=120, loop=0)
+    return strip, gif, f"Face #{start} to face #{end} in {steps} steps."
+
+
+def add_clicked(target, a, b, c, edit_face, start, end, evt: gr.SelectData):
+    """A click on a gallery face goes to the group (or the editor / interpolation) chosen above."""
+    i = tile_at(*evt.index, 8, GALLERY)
+    if i is None:
+        return a, b, c, edit_face, start, end
+    values = dict(zip(TARGETS[:3], (a, b, c)))
+    if target in values:
+        current = parse_group(values[target], target, required=False)
+        values[target] = ", ".join(map(str, current + [i]))
+        return values["group A"], values["group B"], values["group C"], edit_face, start, end
+    if target == "attribute editor":
+        edit_face = i
+    elif target == "interpolation start":
+        start = i
+    else:
+        end = i
+    return a, b, c, edit_face, start, end
+
+
+def build(blocks: gr.Blocks) -> None:
+    with gr.Tab("Face arithmetic", id="faces", elem_id="faces-panel"):
+        gr.Markdown("### Face arithmetic\nA DCGAN trained by the studio on real faces; its latent "
+                    "vectors can be added and subtracted. Pick a preset and press **Compute**, or "
+                    "click faces into the groups yourself.")
+        if not AVAILABLE:
+            gr.Markdown("The face checkpoints are not in `weights/` yet.")
+            return
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300):
+                with gr.Row():
+                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
+                                     label="Seed", info="press Enter for its faces; same seed, same faces")
+                    shuffle = gr.Button("New faces", elem_id="faces-shuffle")
+                target = gr.Radio(list(TARGETS), value="group A", label="A click on a face adds it to")
+                faces = gr.Image(label="Generated faces (click one to pick it)", format="png",
+                                 interactive=False, buttons=["download", "fullscreen"],
+                                 elem_id="faces-gallery")
+            with gr.Column(scale=1, min_width=300):
+                with gr.Group():
+                    preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
+                    pick_btn = gr.Button("Pick faces for the preset", elem_id="faces-pick")
+                with gr.Row():
+                    a = gr.Textbox("", label="A (face numbers)", elem_id="faces-a")
+                    b = gr.Textbox("", label="B", elem_id="faces-b")
+                    c = gr.Textbox("", label="C", elem_id="faces-c")
+                noise = gr.Slider(0, 2, value=0.25, step=0.05, label="Neighbour noise")
+                run = gr.Button("Compute A - B + C", variant="primary", elem_id="faces-run")
+                status = gr.Markdown("", elem_id="faces-status")
+                with gr.Row():
+                    result = gr.Image(label="A - B + C (latent)", format="png", interactive=False,
+                                      buttons=["download"], elem_id="faces-result", height=256)
+                    pixel = gr.Image(label="A - B + C on pixels", format="png", interactive=False,
+                                     buttons=["download"], height=256)
+                around = gr.Image(label="Eight neighbours", format="png", interactive=False,
+                                  buttons=["download"], elem_id="faces-around")
+                gr.Markdown("The faces of groups A, B and C that were averaged:")
+                with gr.Row():
+                    ga, gb, gc = (gr.Image(label=f"group {n}", show_label=False, format="png",
+                                           interactive=False, buttons=[], min_width=90,
+                                           elem_id=f"faces-group-{n.lower()}") for n in "ABC")
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=300):
+                gr.Markdown("#### Attribute sliders")
+                edit_face = gr.Number(value=0, precision=0, minimum=0, maximum=POOL - 1,
+                                      label="Face number")
+                sliders = [gr.Slider(-MAX_SHIFT, MAX_SHIFT, value=0, step=0.25, label=label)
+                           for label in SLIDERS.values()]
+                edit_btn = gr.Button("Apply", elem_id="faces-edit")
+                with gr.Row():
+                    before = gr.Image(label="before", format="png", interactive=False, height=200)
+                    after = gr.Image(label="after", format="png", interactive=False,
+                                     buttons=["download"], height=200)
+            with gr.Column(min_width=300):
+                gr.Markdown("#### Interpolation")
+                with gr.Row():
+                    start = gr.Number(value=0, precision=0, minimum=0, maximum=POOL - 1, label="From face")
+                    end = gr.Number(value=1, precision=0, minimum=0, maximum=POOL - 1, label="To face")
+                    steps = gr.Slider(2, 32, value=10, step=1, label="Steps")
+                interp_btn = gr.Button("Interpolate", elem_id="faces-interp")
+                strip = gr.Image(label="Spherical interpolation", format="png", interactive=False,
+                                 buttons=["download"])
+                animation = gr.Image(label="Animation (GIF)", type="filepath", interactive=False,
+                                     buttons=["download"], height=200)
+        gr.Markdown(EXPLAIN)
+        shown = dict(fn=gallery, inputs=seed, outputs=[faces, status])
+        first = dict(fn=first_visit, inputs=[seed, preset], outputs=[a, b, c, status])
+        result_view = dict(fn=compute, inputs=[seed, a, b, c, noise],
+                           outputs=[ga, gb, gc, result, around, pixel, status])
+
+        def refresh(event, **api):
+            """New faces: the gallery, the preset's groups among them, the result."""
+            event.then(**shown, **(api or dict(api_visibility="private"))).then(
+                **first, api_visibility="private").then(**result_view, api_visibility="private")
+
+        refresh(shuffle.click(new_seed, None, seed, queue=False, api_visibility="private"))
+        refresh(seed.submit(lambda: None, None, None, queue=False, api_visibility="private"),
+                api_name="faces_gallery")
+        refresh(blocks.load(lambda: None, None, None, queue=False, api_visibility="private"))
+        faces.select(add_clicked, [target, a, b, c, edit_face, start, end],
+                     [a, b, c, edit_face, start, end], queue=False, api_visibility="private")
+        pick_btn.click(pick, [seed, preset], [a, b, c, status], api_name="faces_pick")
+        run.click(**result_view, api_name="faces_arithmetic")
+        edit_btn.click(edit, [seed, edit_face, *sliders], [before, after, status],
+                       api_name="faces_edit")
+        interp_btn.click(interpolate, [seed, start, end, steps], [strip, animation, status],
+                         api_name="faces_interpolate")

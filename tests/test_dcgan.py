@@ -1,0 +1,151 @@
+"""DCGAN, the face classifier and the latent arithmetic: shapes, maths, training, shipped models."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from models.dcgan import (PRESETS, DCGANConfig, Discriminator, FaceAttrConfig, FaceAttributes,
+                          Generator, arithmetic, attribute_directions, generate, hits, latents,
+                          matches, neighbours, slerp, to_uint8)
+from models.hub import WEIGHTS_DIR, from_pretrained
+
+DCGAN = WEIGHTS_DIR / "dcgan-faces"
+CLASSIFIER = WEIGHTS_DIR / "face-attributes"
+
+
+def test_generator_and_discriminator_shapes():
+    config = DCGANConfig(ngf=8, ndf=8)
+    G, D = Generator(config), Discriminator(config)
+    z = latents(5, torch.Generator().manual_seed(0))
+    x = G(z)
+    assert x.shape == (5, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
+    assert D(x).shape == (5,)
+    # the paper's layers: 4 transposed convs with batch norm + ReLU, tanh out; no BN on D's input
+    kinds = [type(m).__name__ for m in G.net]
+    assert kinds.count("ConvTranspose2d") == 5 and kinds.count("BatchNorm2d") == 4 and kinds[-1] == "Tanh"
+    assert type(D.net[1]).__name__ == "LeakyReLU" and D.net[1].negative_slope == 0.2
+    images = to_uint8(x)
+    assert images.shape == (5, 64, 64, 3) and images.dtype == np.uint8
+    clf = FaceAttributes(FaceAttrConfig(width=8))
+    assert clf(x).shape == (5, 3) and clf.probabilities(x).shape == (5, 3)
+
+
+def test_a_seed_fixes_the_faces():
+    G = Generator(DCGANConfig(ngf=8)).eval()
+    a = generate(G, latents(4, torch.Generator().manual_seed(3)))
+    b = generate(G, latents(4, torch.Generator().manual_seed(3)))
+    c = generate(G, latents(4, torch.Generator().manual_seed(4)))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_slerp_endpoints_and_norm():
+    g = torch.Generator().manual_seed(0)
+    z0, z1 = torch.randn(100, generator=g), torch.randn(100, generator=g) * 2
+    path = slerp(z0, z1, torch.linspace(0, 1, 5))
+    torch.testing.assert_close(path[0], z0)
+    torch.testing.assert_close(path[-1], z1)
+    norms = path.norm(dim=1)
+    torch.testing.assert_close(norms, torch.linspace(float(z0.norm()), float(z1.norm()), 5))
+    # on the great circle: equal angles between consecutive points
+    unit = path / norms[:, None]
+    angles = torch.arccos((unit[:-1] * unit[1:]).sum(1).clamp(-1, 1))
+    torch.testing.assert_close(angles, angles.mean().expand(4), atol=1e-4, rtol=1e-4)
+    # linear interpolation would shrink the middle; slerp does not
+    e0, e1 = torch.zeros(100), torch.zeros(100)
+    e0[0], e1[1] = 10, 10
+    assert float(slerp(e0, e1, 0.5).norm()) == pytest.approx(10, rel=1e-5)
+    assert float(((e0 + e1) / 2).norm()) < 7.1
+    torch.testing.assert_close(slerp(e0, e0, 0.3)[0], e0)  # parallel ends: no NaN
+
+
+def test_arithmetic_averages_groups():
+    a = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    b = torch.tensor([[0.0, 2.0]])
+    c = torch.tensor([[0.0, 0.0], [0.0, 4.0], [0.0, 2.0]])
+    torch.testing.assert_close(arithmetic(a, b, c), torch.tensor([2.0, 0.0]))
+    with pytest.raises(ValueError, match="group B is empty"):
+        arithmetic(a, b[:0], c)
+    around = neighbours(torch.zeros(100), 8, 0.5, torch.Generator().manual_seed(0))
+    assert around.shape == (8, 100) and 0.4 < float(around.std()) < 0.6
+
+
+def test_groups_and_directions_from_classifier_probabilities():
+    names = ["Smiling", "Male"]
+    probs = torch.tensor([[0.9, 0.1], [0.95, 0.05], [0.1, 0.9], [0.6, 0.6], [0.05, 0.1]])
+    spec = PRESETS["smiling woman - neutral woman + neutral man"]
+    assert matches(probs, names, spec.a).tolist() == [True, True, False, False, False]
+    assert matches(probs, names, spec.c).tolist() == [False, False, True, False, False]
+    assert hits(probs, names, spec.target).tolist() == [False, False, False, True, False]
+    # a direction is the difference of the means of confident positives and negatives
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(400, 10, generator=g)
+    smiling = torch.sigmoid(4 * z[:, 0])               # smiling along the first axis
+    d = attribute_directions(z, torch.stack([smiling, torch.full((400,), 0.5)], 1), names)
+    assert set(d) == {"Smiling"} and float(d["Smiling"].norm()) == pytest.approx(1)
+    assert float(d["Smiling"][0]) > 0.9
+
+
+def test_tiny_training_runs_and_resumes(tmp_path):
+    from train.dcgan import main
+
+    main(["--tiny", "--out", str(tmp_path / "g"), "--run-dir", str(tmp_path / "run")])
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in log)
+    assert (tmp_path / "run" / "samples_002.png").is_file()
+    G = from_pretrained(Generator, tmp_path / "g")
+    assert G.config.ngf == 8
+    main(["--tiny", "--epochs", "3", "--out", str(tmp_path / "g"), "--run-dir", str(tmp_path / "run")])
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+
+
+# ---------------------------------------------------------------- the shipped checkpoints
+
+shipped = pytest.mark.skipif(not (DCGAN / "README.md").is_file() or
+                             not (CLASSIFIER / "README.md").is_file(),
+                             reason="the face checkpoints and their cards are not shipped yet")
+
+
+@shipped
+def test_classifier_on_identities_it_never_saw():
+    from train.data import load_celeba
+    from train.faceattr import split
+
+    celeba = load_celeba()
+    clf = from_pretrained(FaceAttributes, CLASSIFIER)
+    _, test_idx = split(celeba["identity"])
+    x = torch.from_numpy(celeba["images"][test_idx]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    p = clf.probabilities(x)
+    card = json.loads((CLASSIFIER / "metrics.json").read_text())
+    for j, name in enumerate(clf.config.attributes):
+        truth = celeba["attrs"][test_idx, celeba["attr_names"].index(name)] > 0
+        accuracy = float(((p[:, j] > 0.5).numpy() == truth).mean())
+        assert accuracy == pytest.approx(card[name]["accuracy"], abs=0.01)
+    for name, floor in (("Smiling", 0.85), ("Male", 0.9), ("Eyeglasses", 0.93)):
+        assert card[name]["accuracy"] >= floor and card[name]["accuracy"] > card[name]["majority_baseline"]
+
+
+@shipped
+def test_shipped_dcgan_card_and_a_preset_result():
+    metrics = json.loads((DCGAN / "metrics.json").read_text())
+    smile = metrics["arithmetic"]["smiling woman - neutral woman + neutral man"]
+    assert smile["latent"] > smile["pixel"] and smile["latent"] > smile["prior"]
+    assert f"{metrics['fid_2k']:.1f}" in (DCGAN / "README.md").read_text()
+    for f in DCGAN.iterdir():
+        assert f.stat().st_size < 10_000_000, f
+    # a preset computed again from the shipped weights is classified as intended
+    from tabs import faces
+
+    a, b, c, _ = faces.pick(0, "smiling woman - neutral woman + neutral man")
+    studio = faces.STUDIO.get()
+    z = studio.pool(0)
+    groups = [faces.parse_group(t, n) for t, n in ((a, "A"), (b, "B"), (c, "C"))]
+    result = arithmetic(*(z[g] for g in groups))
+    p = studio.clf.probabilities(studio.images(result[None]))[0]
+    names = studio.clf.config.attributes
+    assert p[names.index("Smiling")] > 0.5 and p[names.index("Male")] > 0.5
