@@ -183,6 +183,7 @@ def mosaic(faces: np.ndarray, cols: int, labels: list[int] | None = None) -> np.
     """Faces side by side (``cols`` per row) on white, each with its number in a corner."""
     from PIL import ImageDraw
 
+    cols = max(1, min(cols, len(faces)))
     rows = -(-len(faces) // cols)
     step = TILE + GAP
     canvas = Image.new("RGB", (cols * step - GAP, rows * step - GAP), "white")
@@ -276,7 +277,8 @@ def build(blocks: gr.Blocks) -> None:
                     "vectors can be added and subtracted. Pick a preset and press **Compute**, or "
                     "click faces into the groups yourself.")
         if not AVAILABLE:
-            gr.Markdown("The face checkpoints are not in `weights/` yet.")
+            gr.Markdown("The DCGAN is still training: this tab opens when its checkpoint lands in "
+                        "`weights/dcgan-faces` (`python -m train.dcgan --out weights/dcgan-faces`).")
             return
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
