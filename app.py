@@ -36,8 +36,8 @@ def build() -> gr.Blocks:
     with gr.Blocks(title="Generative Deep Learning Studio") as blocks:
         gr.Markdown(HEADER, elem_id="studio-header")
         with gr.Tabs():
-            faces.build(blocks)
-            latent.build(blocks)
+            has_faces = faces.build(blocks)   # first, once its DCGAN checkpoint is shipped
+            latent.build(blocks, first=not has_faces)
             style.build()
             deepdream.build()
             text.build()

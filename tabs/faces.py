@@ -271,15 +271,15 @@ def add_clicked(target, a, b, c, edit_face, start, end, evt: gr.SelectData):
     return a, b, c, edit_face, start, end
 
 
-def build(blocks: gr.Blocks) -> None:
+def build(blocks: gr.Blocks) -> bool:
+    """The tab, if its checkpoints are there (``weights/dcgan-faces`` is still being trained);
+    returns whether it was built."""
+    if not AVAILABLE:
+        return False
     with gr.Tab("Face arithmetic", id="faces", elem_id="faces-panel"):
         gr.Markdown("### Face arithmetic\nA DCGAN trained by the studio on real faces; its latent "
                     "vectors can be added and subtracted. Pick a preset and press **Compute**, or "
                     "click faces into the groups yourself.")
-        if not AVAILABLE:
-            gr.Markdown("The DCGAN is still training: this tab opens when its checkpoint lands in "
-                        "`weights/dcgan-faces` (`python -m train.dcgan --out weights/dcgan-faces`).")
-            return
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
                 with gr.Row():
@@ -359,3 +359,4 @@ def build(blocks: gr.Blocks) -> None:
                        api_name="faces_edit")
         interp_btn.click(interpolate, [seed, start, end, steps], [strip, animation, status],
                          api_name="faces_interpolate")
+    return True

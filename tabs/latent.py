@@ -158,7 +158,8 @@ def interpolate(dataset, a0, a1, b0, b1, steps, marks):
     return strip, {**(marks or {}), "line": (a, b)}
 
 
-def build(blocks: gr.Blocks) -> None:
+def build(blocks: gr.Blocks, first: bool = False) -> None:
+    """The tab; ``first``: it is the tab a visitor sees first, so draw it on page load."""
     with gr.Tab("Latent grid", id="latent") as tab:
         gr.Markdown("### Latent grid explorer\nA variational autoencoder with a two-dimensional "
                     "latent space (Kingma & Welling, 2013), trained by the studio. Every point of "
@@ -260,3 +261,5 @@ def build(blocks: gr.Blocks) -> None:
         # the grid appears when the tab is shown, on page load while it is the first tab
         # (the model loads then, never at import)
         tab.select(**draw, api_visibility="private")
+        if first:
+            blocks.load(**draw, api_visibility="private")
