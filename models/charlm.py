@@ -304,9 +304,10 @@ class CharSampler:
                use_cache: bool = True) -> Iterator[Step]:
         """Sample ``length`` characters after ``ids`` for each temperature (one row each).
 
-        With ``use_cache=False`` every step recomputes the whole context (as nanoGPT's
-        ``generate`` does): the same samples, for checking and for the benchmark.
-        When the context is full the cache is rebuilt from the last half of it.
+        With ``use_cache=False`` every step recomputes the last ``block_size`` characters (as
+        nanoGPT's ``generate`` does), for checking and for the benchmark; the samples are the same
+        while the text fits the context. Past it, the cached path rebuilds its cache from the
+        last half of the context (so the two paths then read slightly different contexts).
         """
         model, block = self.model, self.config.block_size
         ids = list(ids) or [self.stoi[self.start]]
