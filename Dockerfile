@@ -4,6 +4,9 @@
 # with the Makefile by review, not by a build.)
 FROM python:3.11-slim
 
+# ffmpeg: Gradio encodes the WaveNet tab's streamed audio with it
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 1000 user
 USER user
 ENV HOME=/home/user \

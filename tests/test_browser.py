@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from tabs.faces import AVAILABLE as FACES
+from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
 from tests.conftest import ARTIFACTS
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -48,6 +49,9 @@ def set_number(scope, label: str, value: str) -> None:
 
 def error_toasts(page) -> list[str]:
     return [t for t in page.locator(".toast-body.error, .toast-wrap .error").all_inner_texts() if t]
+
+
+WAVENET = bool(WAVENET_MODELS)
 
 
 def check_faces(page) -> None:
@@ -153,6 +157,21 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
     page.locator("#text-plot").locator("img, svg, canvas").first.wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "text-distribution.png"), full_page=True)
     assert not error_toasts(page)
+
+    # WaveNet: two seconds stream into the player, then the waveform/spectrogram and the WAV
+    if WAVENET:
+        page.get_by_role("tab", name="WaveNet audio").click()
+        panel = page.locator("#wavenet-panel")
+        assert "128 ms" in panel.locator("#wavenet-rf").inner_text()
+        set_number(panel, "Duration (seconds)", "2")
+        page.get_by_role("button", name="Generate").last.click()
+        status = page.locator("#wavenet-status")
+        status.get_by_text("Done").wait_for(timeout=120_000)
+        assert "real time" in status.inner_text()
+        page.locator("#wavenet-plot img").wait_for(timeout=30_000)
+        assert page.locator("#wavenet-wav").get_by_text(".wav").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "wavenet-result.png"), full_page=True)
+        assert not error_toasts(page)
     assert problems == []
 
 

@@ -151,3 +151,73 @@ def load_celeba() -> dict:
                                   .convert("RGB")) for i in range(len(offsets) - 1)])
     return dict(images=images, attrs=d["attrs"], attr_names=[str(n) for n in d["attr_names"]],
                 identity=d["identity"])
+
+
+# ---------------------------------------------------------------- audio
+
+AUDIO_SETS = {
+    "speech": ("ljspeech_16k", "LJSpeech: 364 clips of one speaker (36.6 min), 16 kHz"),
+    "piano": ("piano_16k", "21 piano pieces rendered from a Steinway D soundfont (26.4 min), 16 kHz"),
+    "notes": ("piano_notes_16k", "176 single piano notes, MIDI 21..108 at velocities 60 and 100, "
+                                 "3 s each, 16 kHz"),
+}
+
+
+class AudioSet:
+    """Clips of mu-law codes (uint8), split into training and held-out clips."""
+
+    def __init__(self, name: str, description: str, train: list, val: list,
+                 train_classes: list, val_classes: list, sample_rate: int):
+        self.name, self.description, self.sample_rate = name, description, sample_rate
+        self.train, self.val = train, val
+        self.train_classes, self.val_classes = train_classes, val_classes
+
+    def seconds(self, split: str) -> float:
+        return sum(len(c) for c in getattr(self, split)) / self.sample_rate
+
+
+def load_audio(name: str, sample_rate: int = 16000, piece_clip_seconds: float = 10.0) -> AudioSet:
+    """An audio set as mu-law codes. Held out: every 20th speech clip; every 10th 10-second clip
+    of the piano pieces; for the notes, velocity 60 of every 4th pitch."""
+    import json
+
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from models.wavenet import mu_law_encode
+
+    folder_name, description = AUDIO_SETS[name]
+    folder = data_root() / "audio" / folder_name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} not found: the training data lives in the project's "
+                                "../shared/data (set GDL_DATA to point elsewhere)")
+
+    def read(path: Path) -> np.ndarray:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        audio = audio.mean(axis=1)
+        if rate != sample_rate:
+            g = np.gcd(rate, sample_rate)
+            audio = resample_poly(audio, sample_rate // g, rate // g).astype(np.float32)
+        return mu_law_encode(audio).astype(np.uint8)
+
+    train, val, train_cls, val_cls = [], [], [], []
+    if name == "speech":
+        for i, path in enumerate(sorted(folder.glob("*.flac"))):
+            (val if i % 20 == 19 else train).append(read(path))
+    elif name == "piano":
+        step = int(piece_clip_seconds * sample_rate)
+        k = 0
+        for path in sorted(folder.glob("*.flac")):
+            codes = read(path)
+            for start in range(0, len(codes), step):
+                (val if k % 10 == 9 else train).append(codes[start:start + step])
+                k += 1
+    elif name == "notes":
+        manifest = json.loads((folder / "manifest.json").read_text())
+        for row in manifest:
+            codes = read(folder / row["file"])
+            cls = int(row["midi_pitch"]) - 21
+            held = row["velocity"] == 60 and cls % 4 == 3
+            (val if held else train).append(codes)
+            (val_cls if held else train_cls).append(cls)
+    return AudioSet(name, description, train, val, train_cls, val_cls, sample_rate)

@@ -1,0 +1,236 @@
+"""WaveNet: mu-law, causality, receptive field, the three generation paths, training, audio I/O,
+the shipped checkpoints."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from models.audio import AudioError, normalise, read_audio, spectrogram, wav_bytes
+from models.fastwavenet import FastWaveNet
+from models.hub import WEIGHTS_DIR, from_pretrained
+from models.wavenet import (SILENCE, IncrementalState, WaveNet, WaveNetConfig, generate_incremental,
+                            generate_naive, mu_law_decode, mu_law_encode, receptive_field,
+                            teacher_forced_logits)
+
+SHIPPED = [name for name in ("wavenet-speech", "wavenet-piano", "wavenet-notes")
+           if (WEIGHTS_DIR / name / "README.md").is_file()]
+
+
+def tiny(classes: int = 0, seed: int = 0, cycle: int = 4, stacks: int = 2) -> WaveNet:
+    torch.manual_seed(seed)
+    model = WaveNet(WaveNetConfig(residual_channels=8, gate_channels=8, skip_channels=16,
+                                  head_channels=16, cycle=cycle, stacks=stacks, classes=classes))
+    with torch.no_grad():   # larger weights than the init, so every layer matters
+        for p in model.parameters():
+            p.mul_(2.0)
+    return model.eval()
+
+
+def codes_of(n: int, seed: int = 0) -> np.ndarray:
+    """Audio-like codes: a decaying chirp plus noise, mu-law encoded."""
+    t = np.arange(n) / 16000
+    rng = np.random.default_rng(seed)
+    x = 0.5 * np.sin(2 * np.pi * (200 + 300 * t) * t) * np.exp(-t) + 0.02 * rng.standard_normal(n)
+    return mu_law_encode(x)
+
+
+# ------------------------------------------------------------------ mu-law
+def test_mu_law_round_trip():
+    codes = np.arange(256)
+    assert (mu_law_encode(mu_law_decode(codes)) == codes).all()       # every code is a fixed point
+    x = np.linspace(-1, 1, 20001)
+    back = mu_law_decode(mu_law_encode(x))
+    # companding: error grows with amplitude but stays below a quantisation step there
+    assert np.abs(back - x).max() < 0.035
+    # near silence the steps are ~20x finer than linear 8-bit quantisation (error 0.0039)
+    assert np.abs(back - x)[np.abs(x) < 0.01].max() < 3e-4
+    assert SILENCE == 128 and abs(mu_law_decode(np.array([SILENCE]))[0]) < 1e-3
+    torch.testing.assert_close(mu_law_encode(torch.from_numpy(x)), torch.from_numpy(mu_law_encode(x)))
+    torch.testing.assert_close(mu_law_decode(torch.arange(256)), torch.from_numpy(mu_law_decode(codes)))
+
+
+def test_mu_law_clips_out_of_range_audio():
+    assert mu_law_encode(np.array([-3.0, 3.0])).tolist() == [0, 255]
+
+
+# ------------------------------------------------------------------ the network
+def test_output_shape_and_receptive_field_formula():
+    model = tiny(cycle=4, stacks=2)
+    assert model.config.dilations == [1, 2, 4, 8, 1, 2, 4, 8]
+    assert model.config.receptive_field == receptive_field([1, 2, 4, 8] * 2) == 2 + 30
+    assert WaveNetConfig().receptive_field == 2048                   # the shipped layout: 128 ms
+    x = torch.from_numpy(codes_of(100))[None]
+    assert model(x).shape == (1, 256, 100)
+
+
+def test_causal_convolutions_never_see_the_future():
+    model = tiny()
+    x = torch.from_numpy(codes_of(120))[None]
+    t0 = 70
+    y = x.clone()
+    y[0, t0] = (y[0, t0] + 100) % 256
+    with torch.no_grad():
+        a, b = model(x), model(y)
+    assert torch.equal(a[..., :t0], b[..., :t0])                     # earlier outputs unchanged
+    assert (a[..., t0] - b[..., t0]).abs().max() > 1e-3              # the changed one does react
+
+
+def test_each_output_sees_exactly_its_receptive_field():
+    model = tiny()
+    rf = model.config.receptive_field
+    x = torch.from_numpy(codes_of(150))[None]
+    t = 120
+    with torch.no_grad():
+        base = model(x)[0, :, t]
+        for back, expect_change in ((rf - 1, True), (rf, False)):
+            y = x.clone()
+            y[0, t - back] = (y[0, t - back] + 77) % 256
+            changed = (model(y)[0, :, t] - base).abs().max() > 1e-6
+            assert bool(changed) == expect_change, (back, rf)
+
+
+def test_conditioning_changes_the_output():
+    model = tiny(classes=5)
+    x = torch.from_numpy(codes_of(64))[None]
+    with torch.no_grad():
+        a, b = model(x, torch.tensor([1])), model(x, torch.tensor([3]))
+    assert (a - b).abs().max() > 1e-3
+    with pytest.raises(ValueError):
+        model(x)
+
+
+# ------------------------------------------------------------------ the generation paths
+@pytest.mark.parametrize("classes,cls", [(0, None), (5, 2)])
+def test_fast_and_eager_buffers_compute_the_plain_forward(classes, cls):
+    model = tiny(classes)
+    codes = codes_of(300)
+    plain = teacher_forced_logits(model, codes, cls)
+    fast = FastWaveNet(model, cls).feed(codes, record=True)
+    np.testing.assert_allclose(fast, plain, atol=2e-5, rtol=1e-5)
+    state = IncrementalState(model, cls)
+    eager = np.stack([state.step(int(c)).numpy() for c in codes])
+    np.testing.assert_allclose(eager, plain, atol=2e-5, rtol=1e-5)
+
+
+def test_the_three_paths_sample_the_same_audio_from_a_seed():
+    model = tiny()
+    primer = codes_of(40)
+    out = [fn(model, 60, 0.9, primer=primer, generator=torch.Generator().manual_seed(5))
+           for fn in (generate_naive, generate_incremental)]
+    out.append(FastWaveNet(model).generate(60, 0.9, primer=primer,
+                                           generator=torch.Generator().manual_seed(5)))
+    assert (out[0] == out[1]).all() and (out[0] == out[2]).all()
+
+
+def test_seed_reproduces_audio_and_chunking_does_not_change_it():
+    model = tiny()
+    fast = FastWaveNet(model)
+    a = fast.generate(3000, 1.0, generator=torch.Generator().manual_seed(1))
+    b = fast.generate(3000, 1.0, generator=torch.Generator().manual_seed(1))
+    c = fast.generate(3000, 1.0, generator=torch.Generator().manual_seed(2))
+    assert (a == b).all() and (a != c).mean() > 0.1
+    fast.prime()
+    parts = list(fast.stream(3000, 1.0, generator=torch.Generator().manual_seed(1), chunk=700))
+    assert [len(p) for p in parts] == [700, 700, 700, 700, 200]
+    assert (np.concatenate(parts) == a).all()
+
+
+def test_temperature_zero_is_greedy_and_high_temperature_spreads():
+    model = tiny()
+    fast = FastWaveNet(model)
+    g1 = fast.generate(500, 0.0, generator=torch.Generator().manual_seed(1))
+    g2 = fast.generate(500, 0.0, generator=torch.Generator().manual_seed(2))
+    assert (g1 == g2).all()                                          # no randomness at T=0
+    hot = fast.generate(4000, 3.0, generator=torch.Generator().manual_seed(1))
+    cold = fast.generate(4000, 0.3, generator=torch.Generator().manual_seed(1))
+    assert len(np.unique(hot)) > len(np.unique(cold))
+
+
+# ------------------------------------------------------------------ training
+def test_tiny_training_run_writes_a_loadable_checkpoint_and_resumes(tmp_path):
+    pytest.importorskip("soundfile")
+    from train.data import data_root
+    from train.wavenet import main
+
+    if not (data_root() / "audio" / "ljspeech_16k").is_dir():
+        pytest.skip("the project's audio data is not here")
+    out, run = tmp_path / "wn", tmp_path / "run"
+    main(["--data", "speech", "--tiny", "--steps", "20", "--out", str(out), "--run-dir", str(run)])
+    model = from_pretrained(WaveNet, out)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [10, 20]
+    assert all(3 < r["val_bits"] < 8.5 for r in log)
+    main(["--data", "speech", "--tiny", "--steps", "30", "--out", str(out), "--run-dir", str(run)])
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [10, 20, 30]                   # resumed, not restarted
+    assert model.config.receptive_field == 2 + 15
+
+
+# ------------------------------------------------------------------ audio input
+def write(path, audio, rate, subtype="PCM_16"):
+    sf.write(path, audio, rate, subtype=subtype)
+    return str(path)
+
+
+def test_read_audio_mixes_resamples_and_takes_the_tail(tmp_path):
+    rate = 44100
+    t = np.arange(rate * 3) / rate
+    left = 0.5 * np.sin(2 * np.pi * 440 * t)
+    stereo = np.stack([left, np.zeros_like(left)], 1)
+    path = write(tmp_path / "a.wav", stereo, rate, "PCM_24")
+    audio, notes = read_audio(path, 16000, 1.0)
+    assert abs(len(audio) - 16000) <= 2
+    assert any("mixed" in n for n in notes) and any("resampled" in n for n in notes)
+    assert any("last 1 s" in n for n in notes) and any("pcm 24" in n for n in notes)
+    db, _, freqs = spectrogram(audio, 16000)
+    assert abs(freqs[db.mean(axis=1).argmax()] - 440) < 40          # still the same tone
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00WAVEjunk", b"\x00" * 1000])
+def test_read_audio_refuses_empty_and_corrupt_files(tmp_path, content):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioError):
+        read_audio(str(path), 16000, 2.0)
+
+
+def test_normalise_and_wav_bytes_keep_one_scale():
+    quiet = np.full(100, 0.01, np.float32)
+    louder, note = normalise(quiet)
+    assert abs(np.abs(louder).max() - 0.7) < 1e-6 and "scaled" in note
+    silent, note = normalise(np.zeros(100, np.float32))
+    assert not silent.any() and "silent" in note
+    data, rate = sf.read(__import__("io").BytesIO(wav_bytes(np.array([0.5, -0.25], np.float32), 16000)),
+                         dtype="int16")
+    assert rate == 16000 and data.tolist() == [16384, -8192]          # no per-chunk peak scaling
+
+
+# ------------------------------------------------------------------ the shipped checkpoints
+@pytest.mark.skipif(not SHIPPED, reason="no WaveNet checkpoint shipped yet")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_fast_path_is_exactly_the_model(name):
+    """Teacher-forced on 6,000 samples (three receptive fields): the compiled loop's next-sample
+    distributions equal the plain convolutional forward's, sample by sample."""
+    model = from_pretrained(WaveNet, name)
+    cls = model.config.class_names.index("MIDI 60") if model.config.classes else None
+    codes = codes_of(6000, seed=3)
+    plain = torch.softmax(torch.from_numpy(teacher_forced_logits(model, codes, cls)), -1)
+    fast = torch.softmax(torch.from_numpy(FastWaveNet(model, cls).feed(codes, record=True)), -1)
+    total_variation = 0.5 * (plain - fast).abs().sum(-1)
+    assert float(total_variation.max()) < 1e-4
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no WaveNet checkpoint shipped yet")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_beats_its_baselines_and_makes_sound(name):
+    metrics = json.loads((WEIGHTS_DIR / name / "metrics.json").read_text())
+    assert metrics["val_bits"] < metrics["histogram_heldout_bits"] - 0.5 < 8
+    model = from_pretrained(WaveNet, name)
+    cls = model.config.class_names.index("MIDI 60") if model.config.classes else None
+    codes = FastWaveNet(model, cls).generate(16000, 1.0, generator=torch.Generator().manual_seed(0))
+    audio = mu_law_decode(codes)
+    assert 0.003 < float(np.sqrt((audio ** 2).mean())) < 0.5        # neither silence nor clipping
