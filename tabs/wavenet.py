@@ -11,7 +11,8 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from models.audio import AudioError, figure, figure_rows, normalise, read_audio, wav_bytes
+from models.audio import (AudioError, figure, figure_rows, normalise, read_audio, to_int16,
+                          wav_bytes)
 from models.fastwavenet import FastWaveNet
 from models.hub import WEIGHTS_DIR, from_pretrained
 from models.wavenet import WaveNet, mu_law_decode, mu_law_encode
@@ -158,6 +159,16 @@ def check(seconds, temperature, seed, primer_seconds):
     return seconds, temperature, seed_value(seed), primer_seconds
 
 
+def class_of(model: WaveNet, note) -> int | None:
+    """The conditioning class of a pitch-conditioned model (None for the others)."""
+    names = model.config.class_names
+    if not model.config.classes:
+        return None
+    if note not in names:
+        raise gr.Error(f"Pick a note for this model (one of {names[0]} .. {names[-1]}).")
+    return names.index(note)
+
+
 def load_primer(upload, clip, primer_seconds: float, rate: int) -> tuple[np.ndarray | None, list[str]]:
     """The primer's mu-law codes (or None) from an upload or a held-out clip."""
     path = upload or None
@@ -184,14 +195,8 @@ def generate(model_name, seconds, temperature, seed, upload, clip, primer_second
     seconds, temperature, seed, primer_seconds = check(seconds, temperature, seed, primer_seconds)
     model = model_for(model_name).get(progress)
     c = model.config
-    cls, notes = None, []
-    if c.classes:
-        if note not in c.class_names:
-            raise gr.Error(f"Pick a note for this model (one of {c.class_names[0]} .. "
-                           f"{c.class_names[-1]}).")
-        cls = c.class_names.index(note)
-    primer, primer_notes = load_primer(upload, clip, primer_seconds, c.sample_rate)
-    notes += primer_notes
+    cls = class_of(model, note)
+    primer, notes = load_primer(upload, clip, primer_seconds, c.sample_rate)
     fast = FastWaveNet(model, cls)
     fast.prime(primer)
     rate, n = c.sample_rate, int(round(seconds * c.sample_rate))
@@ -231,7 +236,7 @@ def generate(model_name, seconds, temperature, seed, upload, clip, primer_second
     message = (f"Done: {done / rate:.1f} s of audio written in {busy:.1f} s, {speed:,.0f} samples/s = "
                f"**{speed / rate:.1f}x real time**"
                f"{'; primer shaded green in the plot' if primer_len else ''}.")
-    final_audio = gr.skip() if STREAMING else (rate, (np.clip(full, -1, 1) * 32767).astype(np.int16))
+    final_audio = gr.skip() if STREAMING else (rate, to_int16(full))
     yield final_audio, image, str(path), sentence(notes) + message
 
 
@@ -241,11 +246,7 @@ def compare(model_name, seed, upload, clip, primer_seconds, note, progress=gr.Pr
     _, _, seed, primer_seconds = check(1, 1, seed, primer_seconds)
     model = model_for(model_name).get(progress)
     c = model.config
-    cls = None
-    if c.classes:
-        if note not in c.class_names:
-            raise gr.Error("Pick a note for this model.")
-        cls = c.class_names.index(note)
+    cls = class_of(model, note)
     primer, notes = load_primer(upload, clip, primer_seconds, c.sample_rate)
     rate, n = c.sample_rate, int(COMPARE_SECONDS * c.sample_rate)
     fast = FastWaveNet(model, cls)
@@ -264,7 +265,7 @@ def compare(model_name, seed, upload, clip, primer_seconds, note, progress=gr.Pr
     message = (f"Done: {len(COMPARE_TEMPERATURES)} temperatures, "
                f"{', '.join(f'{t:g}' for t in COMPARE_TEMPERATURES)}, played one after another. "
                "Low temperatures fall into silence or a steady tone; high ones turn to hiss.")
-    return (rate, (np.clip(joined, -1, 1) * 32767).astype(np.int16)), image, \
+    return (rate, to_int16(joined)), image, \
         sentence(notes) + message
 
 
