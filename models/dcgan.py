@@ -248,3 +248,25 @@ def matches(probs: torch.Tensor, names: list[str], spec: dict, confident: float 
 def hits(probs: torch.Tensor, names: list[str], spec: dict) -> torch.Tensor:
     """Faces the classifier calls ``spec`` (probability on the right side of 0.5)."""
     return matches(probs, names, spec, confident=0.5)
+
+
+def pick_groups(probs: torch.Tensor, names: list[str], preset: Preset, k: int = 3,
+                levels: tuple[float, ...] = (0.8, 0.65, 0.5)) -> list[torch.Tensor]:
+    """The tab's automatic choice for a preset: per group, the ``k`` faces the classifier is
+    surest of (the product of the probabilities of the group's attribute values), among the
+    faces it puts in the group at the first confidence level of ``levels`` that has ``k`` of
+    them.  Raises ``LookupError("A")`` (the group's letter) when no face fits a group."""
+    chosen = []
+    for label, side in zip("ABC", (preset.a, preset.b, preset.c)):
+        for confident in levels:
+            found = torch.where(matches(probs, names, side, confident))[0]
+            if len(found) >= k:
+                break
+        if len(found) == 0:
+            raise LookupError(label)
+        score = torch.ones(len(found))
+        for attr, wanted in side.items():
+            p = probs[found, names.index(attr)]
+            score *= p if wanted else 1 - p
+        chosen.append(found[score.argsort(descending=True)[:k]])
+    return chosen

@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from models.dcgan import (PRESETS, FaceAttributes, Generator, arithmetic, attribute_directions,
-                          generate, latents, matches, neighbours, slerp, to_uint8)
+                          generate, latents, neighbours, pick_groups, slerp, to_uint8)
 from models.hub import WEIGHTS_DIR, from_pretrained, resolve
 from models.runtime import device, generator
 
@@ -69,8 +69,9 @@ STUDIO = Lazy("the DCGAN and the face classifier", _load)
 
 EXPLAIN = """
 **How it works.** A DCGAN generator turns a vector *z* of 100 random numbers into a 64x64 face;
-it learned this from 6,000 real celebrity photos by playing against a discriminator. Directions
-in that 100-dimensional space carry meaning, which is why vectors can be added and subtracted
+it learned this from 6,000 real celebrity photos by playing against a discriminator (smiling
+men, rare among those photos, were shown more often). Directions in that 100-dimensional space
+carry meaning, which is why vectors can be added and subtracted
 (Radford et al., 2015):
 
 * **Arithmetic**: the average *z* of a few smiling women, minus that of neutral women, plus that
@@ -127,23 +128,12 @@ def pick(seed, preset, progress=gr.Progress()):
     studio = STUDIO.get(progress)
     spec = PRESETS[preset]
     probs = studio.clf.probabilities(studio.images(studio.pool(seed)))
-    names = studio.clf.config.attributes
-    chosen = []
-    for label, side in (("A", spec.a), ("B", spec.b), ("C", spec.c)):
-        for confident in (0.8, 0.65, 0.5):
-            found = torch.where(matches(probs, names, side, confident))[0]
-            if len(found) >= 3:
-                break
-        if len(found) == 0:
-            raise gr.Error(f"None of the {POOL} faces of seed {seed} fits group {label}; "
-                           "try another seed.")
-        # the faces the classifier is surest of
-        score = torch.ones(len(found))
-        for attr, wanted in side.items():
-            p = probs[found, names.index(attr)]
-            score *= p if wanted else 1 - p
-        best = found[score.argsort(descending=True)[:3]].tolist()
-        chosen.append(", ".join(map(str, best)))
+    try:
+        groups = pick_groups(probs, studio.clf.config.attributes, spec)
+    except LookupError as exc:
+        raise gr.Error(f"None of the {POOL} faces of seed {seed} fits group {exc.args[0]}; "
+                       "try another seed.") from None
+    chosen = [", ".join(map(str, g.tolist())) for g in groups]
     return *chosen, f"Picked by the classifier among the {POOL} faces of seed {seed}."
 
 

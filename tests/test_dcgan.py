@@ -10,7 +10,7 @@ import torch
 
 from models.dcgan import (PRESETS, DCGANConfig, Discriminator, FaceAttrConfig, FaceAttributes,
                           Generator, arithmetic, attribute_directions, generate, hits, latents,
-                          matches, neighbours, slerp, to_uint8)
+                          matches, neighbours, pick_groups, slerp, to_uint8)
 from models.hub import WEIGHTS_DIR, from_pretrained
 
 DCGAN = WEIGHTS_DIR / "dcgan-faces"
@@ -89,6 +89,39 @@ def test_groups_and_directions_from_classifier_probabilities():
     assert float(d["Smiling"][0]) > 0.9
 
 
+def test_preset_picks_are_the_surest_faces_and_fall_back_to_lower_confidence():
+    names = ["Smiling", "Male"]
+    spec = PRESETS["smiling woman - neutral woman + neutral man"]
+    #                      A: smiling women        B: neutral women         C: neutral men
+    probs = torch.tensor([[0.85, 0.1], [0.99, 0.02], [0.9, 0.05], [0.95, 0.01],
+                          [0.05, 0.05], [0.1, 0.1], [0.02, 0.1],
+                          [0.3, 0.7], [0.1, 0.75]])   # men, but none the classifier is 80% sure of
+    a, b, c = pick_groups(probs, names, spec)
+    assert a.tolist() == [1, 3, 2]                     # by P(smiling) * P(not male), best first
+    assert sorted(b.tolist()) == [4, 5, 6]
+    assert sorted(c.tolist()) == [7, 8]                # 0.65 level: the two men there are
+    with pytest.raises(LookupError, match="C"):        # nobody is a man at all
+        pick_groups(probs[:7], names, spec)
+
+
+def test_balanced_sampling_weights_equalise_the_groups():
+    from train.dcgan import balance_weights
+
+    names = ["Eyeglasses", "Male", "Smiling"]
+    rng = np.random.default_rng(0)
+    attrs = np.where(rng.random((1000, 3)) < [0.05, 0.2, 0.4], 1, -1).astype(np.int8)
+    w = balance_weights(attrs, names).numpy()
+    glasses, male, smiling = (attrs[:, j] > 0 for j in range(3))
+    assert w.sum() == pytest.approx(1) and (w > 0).all()
+    for m in (False, True):
+        for s in (False, True):
+            cell = (male == m) & (smiling == s)
+            assert w[cell].sum() == pytest.approx(0.25)
+            with_glasses = cell & glasses
+            if with_glasses.any():     # a face with glasses weighs 3x one without, in its group
+                assert w[with_glasses].max() == pytest.approx(3 * w[cell & ~glasses].max())
+
+
 def test_tiny_training_runs_and_resumes(tmp_path):
     from train.dcgan import main
 
@@ -132,21 +165,31 @@ def test_classifier_on_identities_it_never_saw():
 
 
 @shipped
-def test_shipped_dcgan_card_and_a_preset_result():
+def test_shipped_dcgan_card_and_the_tabs_preset_results():
+    """The card's arithmetic figures hold on the shipped weights: the tab's own preset button,
+    on seeds 0-19, lands on the target about as often as the card says (it measured 200 seeds),
+    far more often than a random face is the target."""
     metrics = json.loads((DCGAN / "metrics.json").read_text())
-    smile = metrics["arithmetic"]["smiling woman - neutral woman + neutral man"]
-    assert smile["latent"] > smile["pixel"] and smile["latent"] > smile["prior"]
-    assert f"{metrics['fid_2k']:.1f}" in (DCGAN / "README.md").read_text()
+    readme = (DCGAN / "README.md").read_text()
+    assert f"{metrics['fid_2k']:.1f}" in readme
     for f in DCGAN.iterdir():
         assert f.stat().st_size < 10_000_000, f
-    # a preset computed again from the shipped weights is classified as intended
     from tabs import faces
 
-    a, b, c, _ = faces.pick(0, "smiling woman - neutral woman + neutral man")
     studio = faces.STUDIO.get()
-    z = studio.pool(0)
-    groups = [faces.parse_group(t, n) for t, n in ((a, "A"), (b, "B"), (c, "C"))]
-    result = arithmetic(*(z[g] for g in groups))
-    p = studio.clf.probabilities(studio.images(result[None]))[0]
     names = studio.clf.config.attributes
-    assert p[names.index("Smiling")] > 0.5 and p[names.index("Male")] > 0.5
+    for title in ("smiling woman - neutral woman + neutral man", "smiling man - neutral man + neutral woman"):
+        card = metrics["arithmetic_tab_picks"][title]
+        prior = metrics["arithmetic"][title]["prior"]
+        assert f"| {title} | **{card['latent']:.0%}** |" in readme
+        assert card["latent"] > 2 * prior
+        results = []
+        for seed in range(20):
+            a, b, c, _ = faces.pick(seed, title)
+            z = studio.pool(seed)
+            groups = [faces.parse_group(t, n) for t, n in ((a, "A"), (b, "B"), (c, "C"))]
+            results.append(arithmetic(*(z[g] for g in groups)))
+        p = studio.clf.probabilities(studio.images(torch.stack(results)))
+        rate = hits(p, names, PRESETS[title].target).float().mean().item()
+        assert abs(rate - card["latent"]) <= 0.25, (title, rate, card["latent"])
+        assert rate > 2 * prior

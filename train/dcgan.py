@@ -62,11 +62,27 @@ def fid_of(G: Generator, real: np.ndarray, n: int, seed: int = 123) -> float:
     return frechet_distance(*statistics(fake), *statistics(real))
 
 
+def balance_weights(attrs: np.ndarray, names: list[str], glasses_boost: float = 3.0) -> torch.Tensor:
+    """Sampling weights that make the four (Male, Smiling) groups equally likely and faces with
+    eyeglasses ``glasses_boost`` times likelier within their group.  The 6,000 faces have 467+71
+    smiling men against 2,157+16 smiling women, so a plain sampler teaches the generator few
+    smiling men, and the arithmetic that should land on them lands beside them."""
+    male, smiling, glasses = (attrs[:, names.index(n)] > 0 for n in ("Male", "Smiling", "Eyeglasses"))
+    cell = male * 2 + smiling
+    weights = np.where(glasses, glasses_boost, 1.0)
+    for c in range(4):
+        weights[cell == c] /= weights[cell == c].sum()
+    return torch.from_numpy(weights / weights.sum())
+
+
 def train(args) -> Path:
     torch.set_num_threads(args.threads)
-    faces = load_celeba()["images"]
+    celeba = load_celeba()
+    faces = celeba["images"]
+    weights = balance_weights(celeba["attrs"], celeba["attr_names"]) if args.balance else None
     if args.tiny:
         faces = faces[:64]
+        weights = None if weights is None else weights[:64] / weights[:64].sum()
     data = torch.from_numpy(faces).permute(0, 3, 1, 2).float().div(127.5).sub(1)
     data = data.contiguous(memory_format=torch.channels_last)
     config = DCGANConfig(ngf=args.width, ndf=args.width, dataset="CelebA (6,000 aligned faces)")
@@ -94,7 +110,10 @@ def train(args) -> Path:
         G.train(), D.train()
         t = time.time()
         gen = torch.Generator().manual_seed(args.seed + epoch)
-        perm = torch.randperm(len(data), generator=gen)
+        if weights is None:
+            perm = torch.randperm(len(data), generator=gen)
+        else:  # an epoch is as many draws as there are faces, with replacement
+            perm = torch.multinomial(weights, len(data), replacement=True, generator=gen)
         sums = dict(loss_d=0.0, loss_g=0.0, d_real=0.0, d_fake=0.0)
         batches = 0
         for i in range(0, len(data) - args.batch_size + 1, args.batch_size):
@@ -124,7 +143,7 @@ def train(args) -> Path:
             batches += 1
         record = dict(epoch=epoch + 1, **{k: v / batches for k, v in sums.items()},
                       images=images_seen + batches * args.batch_size, batch_size=args.batch_size,
-                      bf16=args.bf16, seconds=time.time() - t)
+                      bf16=args.bf16, balanced=args.balance, seconds=time.time() - t)
         images_seen = record["images"]
         grid_image(to_uint8(generate(G, fixed))).save(run / f"samples_{epoch + 1:03d}.png")
         last_epoch = epoch + 1 == args.epochs
@@ -135,7 +154,8 @@ def train(args) -> Path:
         if score < best or (real_feats is None):
             best = min(best, score)
             save_pretrained(G, args.out, half=True, training=dict(
-                epoch=epoch + 1, images_seen=record["images"], batch_size=args.batch_size,
+                epoch=epoch + 1, run=str(run), balanced=args.balance,
+                images_seen=record["images"], batch_size=args.batch_size,
                 lr=args.lr, fid_1k=record.get("fid_1k"), command=command_line(args)))
         with open(log_path, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -155,7 +175,8 @@ def train(args) -> Path:
 def command_line(args) -> str:
     return (f"python -m train.dcgan --epochs {args.epochs} --width {args.width} "
             f"--batch-size {args.batch_size} --lr {args.lr} --out {args.out}"
-            f"{' --bf16' if args.bf16 else ''}"
+            f"{' --bf16' if args.bf16 else ''}{' --balance' if args.balance else ''}"
+            f"{f' --run-dir {args.run_dir}' if args.run_dir else ''}"
             f"{' --tiny' if args.tiny else ''}")
 
 
@@ -172,6 +193,8 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--minutes", type=float, default=0)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with bf16 units)")
+    p.add_argument("--balance", action="store_true",
+                   help="sample the (Male, Smiling) groups equally, eyeglasses 3x (see balance_weights)")
     p.add_argument("--tiny", action="store_true")
     p.add_argument("--card-only", action="store_true")
     args = p.parse_args(argv)

@@ -11,14 +11,17 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from models.dcgan import (PRESETS, FaceAttributes, Generator, arithmetic, attribute_directions,
-                          generate, hits, latents, matches, neighbours, slerp, to_uint8)
+                          generate, hits, latents, matches, neighbours, pick_groups, slerp, to_uint8)
 from models.hub import WEIGHTS_DIR, from_pretrained
+from models.runtime import generator
 
 from .dcgan import RUN, grid_image, real_features
 from .fid import frechet_distance, inception_features, statistics
 
 POOL = 8000
 TRIPLETS = 200
+TAB_SEEDS = 200    # seeds of the tab's own preset picks (each: 256 faces, the surest 3 per group)
+TAB_POOL = 256
 DIRECTIONS = "attribute_directions.safetensors"
 
 
@@ -30,7 +33,7 @@ def training_schedule(log_path: Path, upto: int | None) -> str:
     rows = [r for r in rows if upto is None or r["epoch"] <= upto]
     phases: list[list] = []
     for r in rows:
-        key = (r.get("batch_size", 128), r.get("bf16", False))
+        key = (r.get("batch_size", 128), r.get("bf16", False), r.get("balanced", False))
         if phases and phases[-1][0] == key:
             phases[-1][2] = r["epoch"]
         else:
@@ -38,7 +41,7 @@ def training_schedule(log_path: Path, upto: int | None) -> str:
     hours = sum(r["seconds"] for r in rows) / 3600
     fids = ", ".join(f"{r['fid_1k']:.0f} at epoch {r['epoch']}" for r in rows if "fid_1k" in r)
     parts = [f"epochs {a}-{b} at batch {bs}{' with bf16 autocast' if bf else ' in fp32'}"
-             for (bs, bf), a, b in phases]
+             f"{', groups balanced' if bal else ''}" for (bs, bf, bal), a, b in phases]
     return (f"{'; '.join(parts)} (smaller batches gave twice the updates per epoch, bf16 1.55x "
             f"faster steps); FID-1k during training: {fids}; {hours:.1f} h of training in all;")
 
@@ -74,6 +77,36 @@ def arithmetic_rates(G, clf, z, images, probs, triplets: int = TRIPLETS, seed: i
     return out
 
 
+def tab_rates(G, clf, seeds: int = TAB_SEEDS) -> tuple[dict, dict]:
+    """The success rate of the tab's preset button: for seeds 0..seeds-1, the 256 faces of the
+    seed, the three faces per group the classifier is surest of (``pick_groups``, as the tab),
+    the latent and the pixel result classified.  Also returns the result images per preset
+    (latent, pixel), for the realism comparison."""
+    names = clf.config.attributes
+    pools = [latents(TAB_POOL, generator(s), G.config.nz) for s in range(seeds)]
+    images = [generate(G, z) for z in pools]
+    probs = [clf.probabilities(x) for x in images]
+    out, results = {}, {}
+    for title, preset in PRESETS.items():
+        z_res, px_res = [], []
+        for z, x, p in zip(pools, images, probs):
+            try:
+                groups = pick_groups(p, names, preset)
+            except LookupError:
+                continue
+            z_res.append(arithmetic(*(z[g] for g in groups)))
+            px_res.append(arithmetic(*(x[g] for g in groups)).clamp(-1, 1))
+        if not z_res:
+            out[title] = dict(seeds=0)
+            continue
+        results[title] = generate(G, torch.stack(z_res)), torch.stack(px_res)
+        latent_ok = hits(clf.probabilities(results[title][0]), names, preset.target)
+        pixel_ok = hits(clf.probabilities(results[title][1]), names, preset.target)
+        out[title] = dict(latent=latent_ok.float().mean().item(),
+                          pixel=pixel_ok.float().mean().item(), seeds=len(z_res))
+    return out, results
+
+
 def figure_arithmetic(G, clf, z, images, probs, path: Path, title: str, seed: int = 3) -> None:
     """Rows: the three faces of A, B, C and their averages; the result with 8 neighbours; pixels."""
     names = clf.config.attributes
@@ -100,6 +133,7 @@ def write_card(folder: Path) -> None:
     dirs = attribute_directions(z, probs, names)
     save_file({k: v.contiguous() for k, v in dirs.items()}, str(folder / DIRECTIONS))
     rates = arithmetic_rates(G, clf, z, images, probs)
+    tab, results = tab_rates(G, clf)
     # FID: 2,000 generated vs 2,000 real faces; and 2,000 other real faces vs the same (the floor)
     RUN.mkdir(parents=True, exist_ok=True)
     real = real_features(RUN, 2000)
@@ -116,8 +150,18 @@ def write_card(folder: Path) -> None:
         other = inception_features(faces[rest])
         np.save(floor_path, other)
     floor = frechet_distance(*statistics(other), *statistics(real))
+    # realism of the results: FID of the headline preset's 200 latent and 200 pixel results
+    # against the real faces (small samples inflate FID; compare the two with each other)
+    headline = next(iter(PRESETS))
+    realism = {}
+    if headline in results:
+        realism = {kind: frechet_distance(*statistics(inception_features(to_uint8(x))), *statistics(real))
+                   for kind, x in zip(("latent", "pixel"), results[headline])}
+        realism["random_samples"] = frechet_distance(
+            *statistics(fake[:len(results[headline][0])]), *statistics(real))
     attr_share = {n: float((probs[:, j] > 0.5).float().mean()) for j, n in enumerate(names)}
-    metrics = dict(fid_2k=fid, fid_2k_real_vs_real=floor, arithmetic=rates,
+    metrics = dict(fid_2k=fid, fid_2k_real_vs_real=floor, arithmetic_tab_picks=tab,
+                   result_fid=realism, arithmetic=rates,
                    generated_attribute_share=attr_share, pool=POOL)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     grid_image(to_uint8(images[:64])).resize((8 * 96, 8 * 96), Image.NEAREST).save(folder / "samples.png")
@@ -130,13 +174,36 @@ def write_card(folder: Path) -> None:
         folder / "interpolation.png")
     cfg = json.loads((folder / "config.json").read_text())
     tr = cfg.get("training", {})
-    schedule = training_schedule(RUN / "log.jsonl", tr.get("epoch"))
+    schedule = training_schedule(Path(tr.get("run", RUN)) / "log.jsonl", tr.get("epoch"))
     params = sum(p.numel() for p in G.parameters())
+    realism_text = ""
+    if realism:
+        n = tab[headline]["seeds"]
+        realism_text = f"""
+**Are the results faces?** The classifier looks for a smile and for a man, and a double exposure
+can show both, so it often accepts pixel arithmetic (see the ghostly pixel results in the figure
+below). FID against the real faces tells them apart: for the "{headline}" results of the
+{n} seeds, latent arithmetic **{realism['latent']:.0f}**, pixel arithmetic **{realism['pixel']:.0f}**,
+and {n} random generated faces {realism['random_samples']:.0f} (FID from {n} samples is inflated;
+compare the three with each other, not with the FID above).
+"""
+    balance_note = ""
+    if tr.get("balanced"):
+        log = [json.loads(line) for line in (Path(tr["run"]) / "log.jsonl").read_text().splitlines()]
+        first = min(r["epoch"] for r in log if r.get("balanced"))
+        balance_note = f"""
+  From epoch {first} on, faces are drawn so that the four groups smiling/neutral x man/woman are
+  equally likely, and faces with eyeglasses 3x likelier within their group (`--balance`): the
+  6,000 faces hold 538 smiling men against 2,173 smiling women and 53 women with glasses, and a
+  generator that has seen few smiling men has little room for the arithmetic to land in."""
     rows = "\n".join(
         f"| {t} | **{r['latent']:.0%}** | {r['pixel']:.0%} | {r['prior']:.0%} | "
         f"{' / '.join(map(str, r['group_sizes']))} |" if "latent" in r else
         f"| {t} | - | - | - | {' / '.join(map(str, r['group_sizes']))} (too few) |"
         for t, r in rates.items())
+    tab_rows = "\n".join(
+        f"| {t} | **{r['latent']:.0%}** | {r['pixel']:.0%} | {rates[t].get('prior', 0):.0%} | {r['seeds']} |"
+        if "latent" in r else f"| {t} | - | - | - | 0 |" for t, r in tab.items())
     (folder / "README.md").write_text(f"""---
 license: other
 tags: [dcgan, gan, faces, pytorch, generative-deep-learning-studio]
@@ -154,7 +221,7 @@ its Face arithmetic tab.
   at random. LFW (13,233 faces) was looked at and left out: its crop is tighter (the mean LFW
   face has its eyes at 39% of the height and 24 px from eyes to mouth; CelebA's at 51% and 18.5 px),
   so mixing the two would teach the generator two framings, and matching them would mean
-  upsampling CelebA's faces 1.3x.
+  upsampling CelebA's faces 1.3x.{balance_note}
 * **Training**: Adam 2e-4, beta1 0.5, the non-saturating GAN loss; {schedule}
   {tr.get('epoch')} epochs ({tr.get('images_seen', 0):,} images seen) on this 2-core CPU (no GPU
   was lent); the generator with the best FID-1k (measured every 5 epochs) is kept.
@@ -172,7 +239,17 @@ real-vs-real floor above, not with published 50k figures.
 
 ## Latent arithmetic (measured with the face-attribute classifier)
 
-{POOL:,} generated faces are classified; groups are faces the classifier is at least 80% sure
+**As the tab does it.** For each of the seeds 0-{TAB_SEEDS - 1}, the tab's preset button takes
+the seed's {TAB_POOL} generated faces and, per group, the three faces the classifier is surest of;
+the result mean(A) - mean(B) + mean(C) is generated (latent) or computed on the images (pixel) and
+classified; a success is a result the classifier calls the target (both attributes on the right
+side of 50%). *Prior*: the share of random generated faces that already are the target.
+
+| preset | latent arithmetic | pixel arithmetic | prior | seeds |
+|---|---|---|---|---|
+{tab_rows}
+{realism_text}
+**Random triplets.** {POOL:,} generated faces are classified; groups are faces the classifier is at least 80% sure
 of. For each preset, {TRIPLETS} random triplets (three faces per group, averaged as in the paper)
 are combined as mean(A) - mean(B) + mean(C), in latent space (then generated) and, for contrast,
 on pixels; a success is a result the classifier calls the target. *Prior* is the share of random
