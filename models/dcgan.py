@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .runtime import bf16_cpu
+
 
 @dataclass
 class DCGANConfig:
@@ -135,14 +137,6 @@ class FaceAttributes(nn.Module):
 def latents(n: int, generator: torch.Generator, nz: int = 100) -> torch.Tensor:
     """n latent vectors from N(0, I), drawn from the request's generator."""
     return torch.randn((n, nz), generator=generator)
-
-
-def bf16_cpu() -> bool:
-    """Whether this CPU runs bfloat16 convolutions natively (oneDNN; e.g. AVX512-BF16, AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 @torch.no_grad()

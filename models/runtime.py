@@ -18,6 +18,24 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+@functools.cache
+def bf16_cpu() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (oneDNN; e.g. AVX512-BF16, AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def fast_bf16(on: torch.device | str) -> bool:
+    """Whether bfloat16 convolutions are a speed-up here: CUDA with bf16, or a CPU that does them
+    natively (elsewhere they are emulated, and slower than fp32)."""
+    on = torch.device(on)
+    if on.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return on.type == "cpu" and bf16_cpu()
+
+
 def generator(seed: int, on: torch.device | str | None = None) -> torch.Generator:
     """A per-request generator: every random choice of a request draws from it, never global RNG."""
     gen = torch.Generator(device=on or "cpu")

@@ -13,6 +13,9 @@ What makes it faster and better than the classic implementations:
 
 * VGG19 runs only up to the deepest layer a loss needs;
 * style Grams and content features are computed once per scale, never inside the step;
+* bfloat16 convolutions where the hardware does them natively (1.8x per evaluation on this
+  CPU), with the Grams and losses kept in fp32 so L-BFGS sees the same objective; a Gram
+  backward with one matrix product instead of autograd's two and an add;
 * coarse-to-fine: most iterations run at a fraction of the size, each stage starts from the
   upsampled result of the previous one (structure first, then detail);
 * several style images blend by mixing their Gram targets (jcjohnson/neural-style);
@@ -32,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import VGG19, VGG19_LAYERS
+from .runtime import fast_bf16
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu3_2", "relu4_2", "relu5_2")
@@ -58,6 +62,8 @@ class StyleSettings:
     adam_lr: float = 0.02
     style_blend: tuple[float, ...] = ()   # weights of several style images (default equal)
     stage_steps: tuple[int, ...] = ()     # evaluations per stage, overriding the halving rule
+    precision: str = "auto"               # VGG's convolutions: "bf16", "fp32", or "auto" = bf16
+                                          # where the hardware does it natively (losses: fp32)
 
     def validate(self, n_styles: int) -> None:
         numbers = [self.content_weight, self.style_weight, self.tv_weight, self.style_scale,
@@ -70,6 +76,8 @@ class StyleSettings:
             raise ValueError("size must be at least 64 px and steps at least 1")
         if self.optimizer not in ("lbfgs", "adam") or self.init not in ("content", "noise"):
             raise ValueError("optimizer is lbfgs or adam; init is content or noise")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError("precision is auto, bf16 or fp32")
         if self.preserve_color not in ("none", "luminance", "histogram"):
             raise ValueError("colour preservation is none, luminance or histogram")
         if self.content_layer not in VGG19_LAYERS or not set(self.style_layers) <= set(VGG19_LAYERS):
@@ -110,11 +118,27 @@ class StyleUpdate:
 
 
 # -- losses ---------------------------------------------------------------------------------------
+class _Gram(torch.autograd.Function):
+    """F F^T with a one-product backward: autograd's generic rule for F @ F^T runs two (C, C) x
+    (C, HW) products and adds them; the incoming gradient of a Gram is symmetrised once instead
+    (exact). In a bf16 evaluation at 384 px the generic rule's products and adds took about a
+    quarter of the time."""
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(f)
+        return f @ f.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (f,) = ctx.saved_tensors
+        return (grad + grad.transpose(1, 2)) @ f
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix of (N, C, H, W) features, normalised by C*H*W: (N, C, C)."""
     n, c, h, w = features.shape
-    f = features.reshape(n, c, h * w)
-    return f @ f.transpose(1, 2) / (c * h * w)
+    return _Gram.apply(features.reshape(n, c, h * w)) / (c * h * w)
 
 
 def tv_loss(img: torch.Tensor) -> torch.Tensor:
@@ -124,12 +148,18 @@ def tv_loss(img: torch.Tensor) -> torch.Tensor:
 
 
 class StyleLoss:
-    """Targets computed once for one size; ``__call__`` is the whole objective."""
+    """Targets computed once for one size; ``__call__`` is the whole objective.
+
+    With ``low_precision`` VGG runs under bfloat16 autocast (1.8x faster on a CPU with native
+    bf16) while the targets, the Gram matrices and the losses stay fp32: Grams in bf16 lose the
+    small differences L-BFGS needs late in the run; the convolutions' rounding does not
+    (measured: the same loss per evaluation as fp32)."""
 
     def __init__(self, vgg: VGG19, content: torch.Tensor, styles: Sequence[torch.Tensor],
-                 blend: Sequence[float], s: StyleSettings):
+                 blend: Sequence[float], s: StyleSettings, low_precision: bool = False):
         self.vgg, self.s = vgg, s
         self.layers = list(dict.fromkeys([*s.style_layers, s.content_layer]))
+        self.low_precision = False  # targets in fp32
         with torch.no_grad():
             self.content_target = self.features(content)[s.content_layer]
             self.content_scale = 1.0 / (self.content_target.pow(2).mean() + 1e-8)
@@ -141,9 +171,14 @@ class StyleLoss:
                     self.gram_targets[name] = self.gram_targets[name] + gram(feats[name]) * (weight / total)
             self.style_scales = {name: 1.0 / (len(s.style_layers) * (g.pow(2).mean() + 1e-8))
                                  for name, g in self.gram_targets.items()}
+        self.low_precision = low_precision
 
     def features(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.vgg(img, self.layers)
+        if not self.low_precision:
+            return self.vgg(img, self.layers)
+        with torch.autocast(img.device.type, dtype=torch.bfloat16):
+            feats = self.vgg(img, self.layers)
+        return {name: f.float() for name, f in feats.items()}
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         s = self.s
@@ -266,7 +301,8 @@ class StylePipeline:
                 target_content = content_y
             else:
                 target_content = content
-            objective = StyleLoss(self.vgg, target_content, styles_now, blend, s)
+            objective = StyleLoss(self.vgg, target_content, styles_now, blend, s,
+                                  low_precision=self.low_precision(s))
             if img is None:
                 if s.init == "noise":
                     img = torch.rand(target_content.shape, generator=gen).to(self.device)
@@ -292,6 +328,9 @@ class StylePipeline:
             img = best[1]
         yield StyleUpdate(self._show(img, content, s), len(plan), len(plan), plan[-1][1],
                           plan[-1][1], best[0], size, losses, done=True)
+
+    def low_precision(self, s: StyleSettings) -> bool:
+        return s.precision == "bf16" or (s.precision == "auto" and fast_bf16(self.device))
 
     def __call__(self, content, styles, settings=None, *, generator=None) -> StyleUpdate:
         last = None
@@ -323,12 +362,14 @@ class StylePipeline:
                     img.clamp_(0, 1)
                 yield step
             return
-        opt = torch.optim.LBFGS([img], lr=1.0, max_iter=steps, history_size=50,
+        opt = torch.optim.LBFGS([img], lr=1.0, max_iter=steps, history_size=100,
                                 tolerance_grad=0.0, tolerance_change=0.0)
         done = 0
 
         def closure():
             nonlocal done
+            with torch.no_grad():  # every evaluation sees a valid image (as the tutorial does)
+                img.clamp_(0, 1)
             opt.zero_grad(set_to_none=True)
             loss = objective(img)
             loss.backward()

@@ -15,6 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .runtime import fast_bf16
+
 # pyplot is imported here, once: a first import from two request threads at the same time
 # fails half-initialised (seen with the map and the loss curve drawing at once)
 matplotlib.use("Agg")
@@ -26,6 +28,10 @@ class VAEConfig:
     latent_dim: int = 2
     channels: tuple[int, int] = (32, 64)
     hidden: int = 256
+    # extra capacity (0/1 = the chapter's shape): a 3x3 conv + ReLU after each stride of the
+    # encoder and after each upsampling of the decoder, and dense layers between z and the map
+    extra_convs: int = 0
+    decoder_dense: int = 1
     image_size: int = 28
     dataset: str = "mnist"
     class_names: tuple[str, ...] = tuple(str(i) for i in range(10))
@@ -44,19 +50,29 @@ class ConvVAE(nn.Module):
         self.config = config
         c1, c2 = config.channels
         side = config.image_size // 4
+        k = config.extra_convs
+
+        def extra(c):
+            return [m for _ in range(k) for m in (nn.Conv2d(c, c, 3, padding=1), nn.ReLU())]
+
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(1, c1, 3, stride=2, padding=1), nn.ReLU(), *extra(c1),
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU(), *extra(c2),
             nn.Flatten(), nn.Linear(c2 * side * side, config.hidden), nn.ReLU(),
         )
         self.to_mean = nn.Linear(config.hidden, config.latent_dim)
         self.to_log_var = nn.Linear(config.hidden, config.latent_dim)
+        dense = [nn.Linear(config.latent_dim, config.hidden), nn.ReLU()]
+        for _ in range(config.decoder_dense - 1):
+            dense += [nn.Linear(config.hidden, config.hidden), nn.ReLU()]
         self.decoder = nn.Sequential(
-            nn.Linear(config.latent_dim, config.hidden), nn.ReLU(),
+            *dense,
             nn.Linear(config.hidden, c2 * side * side), nn.ReLU(),
             nn.Unflatten(1, (c2, side, side)),
             nn.ConvTranspose2d(c2, c2, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+            *extra(c2),
             nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+            *extra(c1),
             nn.Conv2d(c1, 1, 3, padding=1),
         )
 
@@ -70,7 +86,7 @@ class ConvVAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent points (N, 2) -> images in [0, 1] (N, 1, 28, 28): one batched call."""
-        return torch.sigmoid(self.decoder(z))
+        return torch.sigmoid(self.decode_logits(z))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
         mean, log_var = self.encode(x)
@@ -122,11 +138,23 @@ def grid_points(center: tuple[float, float], span: float, n: int, spacing: str =
 
 
 
+def for_serving(model: ConvVAE) -> ConvVAE:
+    """Eval mode, channels-last weights (the bf16 grid decode runs about 1.6x faster with them)."""
+    return model.eval().to(memory_format=torch.channels_last)
+
+
 @torch.no_grad()
-def decode_points(model: ConvVAE, points: np.ndarray) -> np.ndarray:
-    """Latent points (M, 2) -> uint8 images (M, 28, 28), in one batched decoder call."""
-    z = torch.as_tensor(np.asarray(points, dtype=np.float32), device=next(model.parameters()).device)
-    images = model.decode(z)[:, 0]
+def decode_points(model: ConvVAE, points: np.ndarray, fast: bool = False) -> np.ndarray:
+    """Latent points (M, 2) -> uint8 images (M, 28, 28), in one batched decoder call.
+
+    ``fast`` runs the decoder in bfloat16 where the hardware does that natively (about twice as
+    fast for a 30 x 30 grid here; pixels differ from fp32's by 0.1-0.2 grey levels on average,
+    a few percent on one pixel in a thousand): for the tab's grids and strips, not for
+    measurements."""
+    dev = next(model.parameters()).device
+    z = torch.as_tensor(np.asarray(points, dtype=np.float32), device=dev)
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=fast and fast_bf16(dev)):
+        images = model.decode(z)[:, 0].float()
     return (images.clamp(0, 1) * 255).round().byte().cpu().numpy()
 
 

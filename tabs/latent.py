@@ -10,8 +10,8 @@ from safetensors.numpy import load_file
 
 from models.hub import from_pretrained, resolve
 from models.runtime import device
-from models.vae import (ConvVAE, LatentMap, decode_points, encode_points, grid_points, line_points,
-                        tile_grid, to_mnist_style)
+from models.vae import (ConvVAE, LatentMap, decode_points, encode_points, for_serving, grid_points,
+                        line_points, tile_grid, to_mnist_style)
 
 from .common import ImageInput, Lazy, number, read_image, to_rgb
 
@@ -26,7 +26,7 @@ class Explorer:
 
     def __init__(self, name: str):
         folder = resolve(name)
-        self.model = from_pretrained(ConvVAE, folder, device())
+        self.model = for_serving(from_pretrained(ConvVAE, folder, device()))
         latents = load_file(str(folder / "test_latents.safetensors"))
         self.map = LatentMap(latents["z"].astype(np.float32), latents["labels"],
                              self.model.config.class_names)
@@ -90,7 +90,7 @@ def render(dataset, n, cx, cy, span, spacing, marks=None, progress=gr.Progress()
     """Decode the n x n window (one batched call) and draw the map."""
     n, cx, cy, span, mode = window_args(n, cx, cy, span, spacing)
     ex = explorer(dataset, progress)
-    images = decode_points(ex.model, grid_points((cx, cy), span, n, mode))
+    images = decode_points(ex.model, grid_points((cx, cy), span, n, mode), fast=True)
     mosaic = tile_grid(images, n, cell_px(n))
     caption = (f"{n}x{n} grid, window z[0] {cx - span / 2:+.2f}..{cx + span / 2:+.2f}, "
                f"z[1] {cy - span / 2:+.2f}..{cy + span / 2:+.2f} ({spacing} spacing)")
@@ -153,7 +153,7 @@ def encode(dataset, sketch, upload, marks, progress=gr.Progress()):
 def interpolate(dataset, a0, a1, b0, b1, steps, marks):
     a, b = z_args(a0, a1), z_args(b0, b1)
     steps = number(steps, "Steps", 2, 30, integer=True)
-    images = decode_points(explorer(dataset).model, line_points(a, b, steps))
+    images = decode_points(explorer(dataset).model, line_points(a, b, steps), fast=True)
     strip = np.concatenate([big(im, 3) for im in images], axis=1)
     return strip, {**(marks or {}), "line": (a, b)}
 

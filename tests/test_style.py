@@ -17,6 +17,18 @@ def test_gram_by_hand():
     torch.testing.assert_close(gram(f)[0], expected)
 
 
+def test_gram_gradient_matches_autograd_on_the_plain_product():
+    # the one-product backward must equal autograd's F @ F^T rule, also for a non-symmetric
+    # upstream gradient (a weighted sum), and pass a numerical gradient check
+    f = torch.randn(2, 5, 4, 3, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(2, 5, 5, dtype=torch.float64)
+    ours, = torch.autograd.grad((gram(f) * weights).sum(), f)
+    flat = f.reshape(2, 5, 12)
+    plain, = torch.autograd.grad(((flat @ flat.transpose(1, 2) / 60) * weights).sum(), f)
+    torch.testing.assert_close(ours, plain)
+    assert torch.autograd.gradcheck(gram, (f,))
+
+
 def test_tv_loss_by_hand():
     img = torch.tensor([[0.0, 1.0], [0.0, 0.0]]).reshape(1, 1, 2, 2)
     # vertical diffs: (0, -1) -> mean 0.5; horizontal diffs: (1, 0) -> mean 0.5
@@ -65,6 +77,31 @@ def test_optimisation_lowers_the_loss_on_real_images(pipe):
     assert updates[-1].image.shape == (64, 96, 3)
 
 
+def test_bf16_convolutions_keep_the_fp32_objective(pipe):
+    # low precision may only speed VGG up: the loss, its gradient and the run's progress must
+    # stay the fp32 ones (Grams and losses are computed in fp32)
+    from models.style import StyleLoss
+
+    s = StyleSettings(size=96, coarse_to_fine=False)
+    content = to_tensor(small("chelsea"), "cpu")
+    style = [to_tensor(small("coffee"), "cpu")]
+    img = (content + 0.1 * torch.randn(content.shape, generator=torch.Generator().manual_seed(0)))
+    img = img.clamp(0, 1).requires_grad_(True)
+    values, grads = [], []
+    for low in (False, True):
+        objective = StyleLoss(pipe.vgg, content, style, [1.0], s, low_precision=low)
+        assert all(f.dtype == torch.float32 for f in objective.features(img).values())
+        loss = objective(img)
+        values.append(loss.item())
+        grads.append(torch.autograd.grad(loss, img)[0].flatten())
+    assert values[1] == pytest.approx(values[0], rel=0.02)
+    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.99
+    finals = [pipe(small("chelsea"), [small("coffee")],
+                   StyleSettings(size=96, steps=15, coarse_to_fine=False, precision=p)).losses[-1]
+              for p in ("fp32", "bf16")]
+    assert finals[1] == pytest.approx(finals[0], rel=0.05)
+
+
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_both_optimisers_and_the_seed(pipe, optimizer):
     s = StyleSettings(size=64, steps=6, optimizer=optimizer, init="noise", coarse_to_fine=False)
@@ -106,7 +143,8 @@ def test_blending_two_styles_mixes_their_grams(pipe):
 @pytest.mark.parametrize("bad", [dict(style_weight=float("nan")), dict(tv_weight=-1.0),
                                  dict(size=10), dict(steps=0), dict(optimizer="sgd"),
                                  dict(preserve_color="sepia"), dict(style_blend=(0.0,)),
-                                 dict(style_blend=(1.0, 1.0)), dict(style_scale=10.0)])
+                                 dict(style_blend=(1.0, 1.0)), dict(style_scale=10.0),
+                                 dict(precision="fp16")])
 def test_bad_settings_are_refused(pipe, bad):
     with pytest.raises(ValueError):
         next(pipe.stream(small("rocket", 64), [small("coffee", 64)], StyleSettings(**bad)))

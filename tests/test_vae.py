@@ -108,6 +108,23 @@ def test_tiny_training_run_resumes(tmp_path):
     assert model.config.channels == (8, 16)
 
 
+def test_the_wider_shape_saves_and_loads_in_fp16(tmp_path):
+    from models.hub import save_pretrained
+
+    config = VAEConfig(channels=(8, 16), hidden=32, extra_convs=1, decoder_dense=3)
+    model = ConvVAE(config)
+    convs = [m for m in model.decoder if isinstance(m, torch.nn.Conv2d)]
+    dense = [m for m in model.decoder if isinstance(m, torch.nn.Linear)]
+    assert len(convs) == 3 and len(dense) == 4  # 2 extra 3x3 convs + the output conv; 3 + 1 dense
+    save_pretrained(model, tmp_path, half=True)
+    back = from_pretrained(ConvVAE, tmp_path)
+    assert back.config == config
+    z = torch.randn(5, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(back.decode(z), model.decode(z), atol=2e-3, rtol=0)
+    assert back.decode(z).shape == (5, 1, 28, 28)
+
+
 @pytest.mark.parametrize("dataset", ["mnist", "fashion"])
 def test_shipped_models_on_real_test_images(dataset):
     """The card's figures hold on the real test set, and the latent plane is organised."""
@@ -120,7 +137,9 @@ def test_shipped_models_on_real_test_images(dataset):
         mean, _ = model.encode(x)
         mse = (model.decode(mean) - x).pow(2).mean().item()
     assert mse == pytest.approx(card["mse"], rel=1e-3)
-    assert mse < {"mnist": 0.045, "fashion": 0.033}[dataset]  # far better than PCA's 2 axes
+    # far better than PCA's 2 axes (0.056 / 0.046) and than the first shipped, narrower models
+    # (0.0384 / 0.0266); the public anchor (0.031 / 0.021) is not reached yet
+    assert mse < {"mnist": 0.036, "fashion": 0.025}[dataset]
     # the plane is organised by class: the nearest class centroid is right far above chance
     centroids = torch.stack([mean[torch.from_numpy(labels == k)].mean(0) for k in range(10)])
     guess = torch.cdist(mean, centroids).argmin(1).numpy()
@@ -131,6 +150,14 @@ def test_shipped_models_on_real_test_images(dataset):
     shipped = load_file(f"{folder}/test_latents.safetensors")
     torch.testing.assert_close(shipped["z"].float(), mean, atol=2e-2, rtol=1e-2)
     assert (shipped["labels"].numpy() == labels).all()
+    # the tab's fast grid decode (bf16 where native) draws the same pictures as fp32
+    from models.vae import decode_points, for_serving, grid_points
+
+    points = grid_points((0.0, 0.0), 3.3, 30)
+    exact = decode_points(model, points).astype(int)
+    fast = decode_points(for_serving(model), points, fast=True).astype(int)
+    diff = np.abs(fast - exact)
+    assert diff.mean() < 0.3 and (diff > 2).mean() < 0.005 and diff.max() <= 16
 
 
 def test_a_sketch_is_encoded_like_a_drawing_on_paper():

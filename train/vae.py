@@ -61,6 +61,7 @@ def train(args) -> Path:
     if args.tiny:
         train_x, val_x = train_x[:512], val_x[:256]
     config = VAEConfig(channels=tuple(args.channels), hidden=args.hidden, dataset=args.dataset,
+                       extra_convs=args.extra_convs, decoder_dense=args.decoder_dense,
                        class_names=CLASS_NAMES[args.dataset])
     model = ConvVAE(config)
     if args.init_from:  # a second phase (e.g. a lower beta) starting from a finished model
@@ -105,7 +106,7 @@ def train(args) -> Path:
         score = val["mse"] if args.select == "mse" else val["neg_elbo"]
         if score < best:
             best = score
-            save_pretrained(model, args.out, half=False, training=dict(
+            save_pretrained(model, args.out, half=True, training=dict(
                 epoch=epoch + 1, steps=steps, batch_size=args.batch_size, lr=args.lr,
                 beta=args.beta, val_neg_elbo=val["neg_elbo"], val_mse=val["mse"],
                 command=command_line(args), init_from=args.init_from,
@@ -117,11 +118,20 @@ def train(args) -> Path:
 
 def command_line(args) -> str:
     extra = " --tiny" if args.tiny else ""
+    arch = ""
+    if args.extra_convs or args.decoder_dense != 1:
+        arch = f"--extra-convs {args.extra_convs} --decoder-dense {args.decoder_dense} "
+    if args.beta != 1.0 and not args.init_from:
+        extra += f" --beta {args.beta}"
+        if args.select != "elbo":
+            extra += f" --select {args.select}"
+    if args.run_dir:
+        extra += f" --run-dir {args.run_dir}"
     if args.init_from:
         extra += f" --init-from {args.init_from} --beta {args.beta} --select {args.select}"
     return (f"python -m train.vae --dataset {args.dataset} --epochs {args.epochs} "
             f"--channels {' '.join(map(str, args.channels))} --hidden {args.hidden} "
-            f"--lr {args.lr} --out {args.out}{extra}")
+            f"{arch}--lr {args.lr} --out {args.out}{extra}")
 
 
 def previous_training(folder) -> dict | None:
@@ -168,6 +178,10 @@ def write_card(folder: Path, dataset: str, anchor_mse: float) -> None:
     cfg = json.loads((folder / "config.json").read_text())
     tr = cfg.get("training", {})
     params = sum(p.numel() for p in model.parameters())
+    from safetensors import safe_open
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        dtype = {"torch.float16": "fp16", "torch.float32": "fp32"}.get(
+            str(f.get_tensor(next(iter(f.keys()))).dtype), "?")
     title = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}[dataset]
     (folder / "README.md").write_text(f"""---
 license: mit
@@ -178,9 +192,8 @@ tags: [vae, pytorch, generative-deep-learning-studio]
 A variational autoencoder whose latent space has two dimensions, so the whole space can be drawn
 as a map (the Latent grid explorer tab of the Generative Deep Learning Studio).
 
-* **Architecture**: encoder conv {cfg['channels'][0]} (stride 2) -> conv {cfg['channels'][1]}
-  (stride 2) -> dense {cfg['hidden']} -> mean and log-variance (2 each); decoder mirrored with
-  transposed convolutions, Bernoulli pixel likelihood. {params / 1e6:.2f} M parameters, fp32.
+* **Architecture**: {architecture(cfg)}; Bernoulli pixel likelihood. {params / 1e6:.2f} M
+  parameters, stored as {dtype}.
 * **Data**: the official {title} training set (60,000 images), 5,000 of them held out for
   validation and checkpoint choice; metrics below on the official 10,000-image test set.
 * **Training** (CPU, Adam, batch {tr.get('batch_size')}, cosine learning-rate decay):
@@ -195,7 +208,7 @@ as a map (the Latent grid explorer tab of the Generative Deep Learning Studio).
 | KL term (nats per image) | {metrics['kl']:.2f} |
 | reconstruction MSE, [0, 1] pixels, decoding the posterior mean | {metrics['mse']:.4f} |
 | baseline: PCA with 2 components (fit on 20,000 training images), test MSE | {pca_mse(dataset):.4f} |
-| anchor: a public 2-D conv VAE's test MSE | {anchor_mse:.3f} |
+| anchor: a public 2-D conv VAE's test MSE | {anchor_mse:.3f} ({'reached' if metrics['mse'] <= anchor_mse else 'not reached'}) |
 
 ## Samples
 
@@ -211,6 +224,16 @@ Where the test set lands (posterior means, coloured by class):
 
 
 ANCHORS = {"mnist": 0.031, "fashion": 0.021}
+
+
+def architecture(cfg: dict) -> str:
+    c1, c2 = cfg["channels"]
+    k, dense = cfg.get("extra_convs", 0), cfg.get("decoder_dense", 1)
+    plus = lambda c: f" + {k} conv {c} (3x3)" if k else ""  # noqa: E731
+    return (f"encoder conv {c1} (stride 2){plus(c1)} -> conv {c2} (stride 2){plus(c2)} -> dense "
+            f"{cfg['hidden']} -> mean and log-variance (2 each); decoder z -> {dense} dense "
+            f"layer{'s' if dense > 1 else ''} of {cfg['hidden']} -> 7x7x{c2} -> transposed conv "
+            f"{c2} (stride 2){plus(c2)} -> transposed conv {c1} (stride 2){plus(c1)} -> conv 1")
 
 
 def pca_mse(dataset: str, components: int = 2) -> float:
@@ -236,7 +259,11 @@ def training_story(tr: dict) -> str:
         beta = ph.get("beta", 1.0)
         why = ("the plain ELBO" if beta == 1.0 else
                f"KL weighted by beta = {beta:g}: sharper reconstructions, the organised map of "
-               "phase 1 kept")
+               "phase 1 kept" if i > 1 else
+               f"KL weighted by beta = {beta:g} throughout: sharper reconstructions, a map still "
+               "organised by class")
+        if ph.get("note"):
+            why += f" ({ph['note']})"
         mse = f", validation MSE {ph['val_mse']:.4f}" if "val_mse" in ph else ""
         then = "; the next phase started from it" if i < len(phases) else ""
         lines.append(f"  {i}. `{ph.get('command', '')}` -- {why}; exported at epoch "
@@ -252,6 +279,8 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--channels", type=int, nargs=2, default=(32, 64))
     p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--extra-convs", type=int, default=0, help="3x3 convs added after each stride")
+    p.add_argument("--decoder-dense", type=int, default=1, help="dense layers between z and the map")
     p.add_argument("--out", required=True)
     p.add_argument("--run-dir")
     p.add_argument("--threads", type=int, default=1)
