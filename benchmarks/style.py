@@ -58,9 +58,8 @@ def reference_objective(vgg_full, content: np.ndarray, style: np.ndarray, s: Sty
     return c, loss_of
 
 
-def reference(vgg_full, content: np.ndarray, style: np.ndarray, s: StyleSettings, evals=300):
-    """The tutorial's loop; returns (final loss, seconds, final image)."""
-    c, loss_of = reference_objective(vgg_full, content, style, s)
+def reference(c: torch.Tensor, loss_of, evals=300):
+    """The tutorial's loop from the content image ``c``; returns (final loss, seconds, final image)."""
     img = c.clone().requires_grad_(True)
     opt = torch.optim.LBFGS([img])
     history = []
@@ -124,8 +123,8 @@ def run() -> list[tuple[str, str, str, str]]:
                      f"{low} convolutions (fp32: {full:.2f} s); peak RSS so far {peak_mb():.0f} MB"))
     ref_settings = StyleSettings(size=384)
     vgg_full = load_vgg19("relu5_4")
-    ref_final, ref_s, ref_img = reference(vgg_full, content, style, ref_settings)
-    _, loss_of = reference_objective(vgg_full, content, style, ref_settings)
+    start, loss_of = reference_objective(vgg_full, content, style, ref_settings)
+    ref_final, ref_s, ref_img = reference(start, loss_of)
     with torch.no_grad():  # both sides are judged on the 8-bit image they deliver
         ref_loss = loss_of(to_tensor(to_uint8(ref_img), "cpu")).item()
     rows.append(("style", "reference at 384 px (tutorial: 1 scale, full VGG19, L-BFGS 300)",

@@ -179,9 +179,8 @@ def write_card(folder: Path, dataset: str, anchor_mse: float) -> None:
     tr = cfg.get("training", {})
     params = sum(p.numel() for p in model.parameters())
     from safetensors import safe_open
-    with safe_open(str(folder / "model.safetensors"), "pt") as f:
-        dtype = {"torch.float16": "fp16", "torch.float32": "fp32"}.get(
-            str(f.get_tensor(next(iter(f.keys()))).dtype), "?")
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:  # reads the header only
+        dtype = {"F16": "fp16", "F32": "fp32"}.get(f.get_slice(next(iter(f.keys()))).get_dtype(), "?")
     title = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}[dataset]
     (folder / "README.md").write_text(f"""---
 license: mit
