@@ -76,22 +76,37 @@ class ConvVAE(nn.Module):
             nn.Conv2d(c1, 1, 3, padding=1),
         )
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # ``conv_dtype`` (e.g. torch.bfloat16) runs only the convolution stacks at that precision; the
+    # dense layers next to z stay fp32: a 2-D code is read to a hundredth at |z| ~ 10, which
+    # bfloat16's 8-bit mantissa cannot hold (its step there is 0.06)
+
+    def encode(self, x: torch.Tensor, conv_dtype: torch.dtype | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images in [0, 1] (N, 1, 28, 28) -> posterior mean and log-variance (N, 2)."""
-        h = self.encoder(x)
+        with _conv_precision(x, conv_dtype):
+            h = self.encoder[:-2](x)  # the convolutions and the flatten
+        h = self.encoder[-2:](h.float())
         return self.to_mean(h), self.to_log_var(h)
 
-    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+    def decode_logits(self, z: torch.Tensor, conv_dtype: torch.dtype | None = None) -> torch.Tensor:
+        dense = 2 * self.config.decoder_dense + 3  # the dense layers, the projection, unflatten
+        h = self.decoder[:dense](z)
+        with _conv_precision(h, conv_dtype):
+            return self.decoder[dense:](h).float()
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, conv_dtype: torch.dtype | None = None) -> torch.Tensor:
         """Latent points (N, 2) -> images in [0, 1] (N, 1, 28, 28): one batched call."""
-        return torch.sigmoid(self.decode_logits(z))
+        return torch.sigmoid(self.decode_logits(z, conv_dtype))
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        mean, log_var = self.encode(x)
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                conv_dtype: torch.dtype | None = None):
+        mean, log_var = self.encode(x, conv_dtype)
         z = reparameterize(mean, log_var, generator)
-        return self.decode_logits(z), mean, log_var
+        return self.decode_logits(z, conv_dtype), mean, log_var
+
+
+def _conv_precision(like: torch.Tensor, dtype: torch.dtype | None):
+    return torch.autocast(like.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 def reparameterize(mean: torch.Tensor, log_var: torch.Tensor,
@@ -153,8 +168,7 @@ def decode_points(model: ConvVAE, points: np.ndarray, fast: bool = False) -> np.
     measurements."""
     dev = next(model.parameters()).device
     z = torch.as_tensor(np.asarray(points, dtype=np.float32), device=dev)
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=fast and fast_bf16(dev)):
-        images = model.decode(z)[:, 0].float()
+    images = model.decode(z, torch.bfloat16 if fast and fast_bf16(dev) else None)[:, 0]
     return (images.clamp(0, 1) * 255).round().byte().cpu().numpy()
 
 

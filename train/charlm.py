@@ -24,6 +24,7 @@ import torch
 from models.charlm import CharGPT, CharLMConfig, CharSampler
 from models.hub import from_pretrained, save_pretrained
 
+from .common import Budget, RunDir
 from .data import load_corpus
 
 
@@ -75,18 +76,15 @@ def train(args) -> Path:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.99))
-    run = Path(args.run_dir or f"runs/charlm-{args.corpus}{'-tiny' if args.tiny else ''}")
-    run.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = run / "last.pt", run / "log.jsonl"
+    run = RunDir(args.run_dir or f"runs/charlm-{args.corpus}{'-tiny' if args.tiny else ''}")
     step, best = 0, math.inf
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=True)
+    if (state := run.resume()) is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step, best = state["step"], state["best"]
-        print(f"resumed {run} at step {step} (best val {best:.4f})", flush=True)
+        print(f"resumed {run.path} at step {step} (best val {best:.4f})", flush=True)
     gen = torch.Generator().manual_seed(args.seed + step)
-    t0, window_start, seen, window_steps = time.time(), time.time(), 0.0, 0
+    budget, window_start, seen, window_steps = Budget(args.minutes), time.time(), 0.0, 0
     while step < args.steps:
         model.train()
         for group in opt.param_groups:
@@ -101,14 +99,13 @@ def train(args) -> Path:
         seen += loss.item()
         window_steps += 1
         step += 1
-        out_of_time = args.minutes and time.time() - t0 > args.minutes * 60
+        out_of_time = budget.spent()
         if step % args.eval_every == 0 or step == args.steps or out_of_time:
             val = evaluate(model, val_ids, windows=args.eval_windows)
             record = dict(step=step, lr=lr_at(step - 1, args), train=seen / window_steps,
                           val=val, seconds=time.time() - window_start)
             seen, window_start, window_steps = 0.0, time.time(), 0
-            with open(log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            run.log(record)
             print(f"step {step}/{args.steps} train {record['train']:.4f} val {val:.4f} "
                   f"({record['seconds']:.0f}s)", flush=True)
             if val < best:
@@ -116,10 +113,9 @@ def train(args) -> Path:
                 save_pretrained(model, args.out, half=True, training=dict(
                     step=step, batch_size=args.batch_size, lr=args.lr, steps=args.steps,
                     val_nats_estimate=val, command=command_line(args)))
-            torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step,
-                            best=best), state_path)
+            run.save(model=model.state_dict(), opt=opt.state_dict(), step=step, best=best)
             if out_of_time:
-                print(f"stopping after {args.minutes} minutes; rerun to resume", flush=True)
+                budget.announce()
                 break
     return Path(args.out)
 

@@ -12,7 +12,6 @@ far is exported (fp16).  Data: CelebA only, mirrored at random (see the card for
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from PIL import Image
 from models.dcgan import DCGANConfig, Discriminator, Generator, generate, latents, to_uint8
 from models.hub import save_pretrained
 
+from .common import Budget, RunDir
 from .data import load_celeba
 
 RUN = Path("runs/dcgan")
@@ -90,12 +90,10 @@ def train(args) -> Path:
     G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    run = Path(args.run_dir or (str(RUN) + ("-tiny" if args.tiny else "")))
-    run.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = run / "last.pt", run / "log.jsonl"
+    run_dir = RunDir(args.run_dir or (str(RUN) + ("-tiny" if args.tiny else "")))
+    run = run_dir.path
     start, best, images_seen = 0, math.inf, 0
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=True)
+    if (state := run_dir.resume()) is not None:
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"])
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
         start, best = state["epoch"], state["best"]
@@ -105,7 +103,7 @@ def train(args) -> Path:
     real_feats = None if args.tiny or not args.fid_every else real_features(run)
     # bf16 autocast: 1.55x faster steps on this CPU (AVX512-bf16), fp32 weights and optimiser
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
-    t0 = time.time()
+    budget = Budget(args.minutes)
     for epoch in range(start, args.epochs):
         G.train(), D.train()
         t = time.time()
@@ -147,7 +145,7 @@ def train(args) -> Path:
         images_seen = record["images"]
         grid_image(to_uint8(generate(G, fixed))).save(run / f"samples_{epoch + 1:03d}.png")
         last_epoch = epoch + 1 == args.epochs
-        out_of_time = args.minutes and time.time() - t0 > args.minutes * 60
+        out_of_time = budget.spent()
         if real_feats is not None and ((epoch + 1) % args.fid_every == 0 or last_epoch or out_of_time):
             record["fid_1k"] = fid_of(G, real_feats, 1000)
         score = record.get("fid_1k", math.inf if real_feats is not None else -epoch)
@@ -157,17 +155,15 @@ def train(args) -> Path:
                 epoch=epoch + 1, run=str(run), balanced=args.balance,
                 images_seen=record["images"], batch_size=args.batch_size,
                 lr=args.lr, fid_1k=record.get("fid_1k"), command=command_line(args)))
-        with open(log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        run_dir.log(record)
         print(f"epoch {epoch + 1}/{args.epochs} D {record['loss_d']:.3f} G {record['loss_g']:.3f} "
               f"D(x) {record['d_real']:.2f} D(G(z)) {record['d_fake']:.2f}"
               f"{' FID-1k %.1f' % record['fid_1k'] if 'fid_1k' in record else ''} "
               f"({record['seconds']:.0f}s)", flush=True)
-        torch.save(dict(G=G.state_dict(), D=D.state_dict(), opt_g=opt_g.state_dict(),
-                        opt_d=opt_d.state_dict(), epoch=epoch + 1, best=best, images=images_seen),
-                   state_path)
+        run_dir.save(G=G.state_dict(), D=D.state_dict(), opt_g=opt_g.state_dict(),
+                     opt_d=opt_d.state_dict(), epoch=epoch + 1, best=best, images=images_seen)
         if out_of_time:
-            print(f"stopping after {args.minutes} minutes; rerun to resume", flush=True)
+            budget.announce()
             break
     return Path(args.out)
 

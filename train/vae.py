@@ -5,7 +5,9 @@
     python -m train.vae --dataset mnist --tiny --out /tmp/vae-tiny      # seconds, for tests
 
 Every epoch it saves ``<run>/last.pt`` (model + optimiser + log, loaded back with
-``weights_only=True``) and appends to ``<run>/log.jsonl``; rerunning the command resumes.
+``weights_only=True``) and appends to ``<run>/log.jsonl``; rerunning the command resumes
+(``--minutes`` stops it cleanly after a wall-clock budget). ``--bf16`` runs the convolutions in
+bfloat16 (1.9x faster steps on CPUs with bf16 units).
 The checkpoint with the best validation ELBO (5,000 held-out training images) is exported with
 ``models.hub.save_pretrained``; at the end the test-set metrics and the model card are written.
 """
@@ -25,6 +27,7 @@ from safetensors.torch import save_file
 from models.hub import from_pretrained, save_pretrained
 from models.vae import ConvVAE, VAEConfig, grid_points, negative_elbo
 
+from .common import Budget, RunDir
 from .data import CLASS_NAMES, load_digits
 
 VAL_SIZE = 5000
@@ -68,17 +71,18 @@ def train(args) -> Path:
         model = from_pretrained(ConvVAE, args.init_from)
         config = model.config
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    run = Path(args.run_dir or f"runs/vae-{args.dataset}{'-tiny' if args.tiny else ''}")
-    run.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = run / "last.pt", run / "log.jsonl"
+    run = RunDir(args.run_dir or f"runs/vae-{args.dataset}{'-tiny' if args.tiny else ''}")
     start, best, steps = 0, math.inf, 0
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=True)
+    if (state := run.resume()) is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start, best, steps = state["epoch"], state["best"], state["steps"]
-        print(f"resumed {run} at epoch {start} (best val {best:.2f})")
+        print(f"resumed {run.path} at epoch {start} (best val {best:.2f})")
     gen = torch.Generator().manual_seed(args.seed)
+    # bf16 convolutions: 1.9x faster steps on this CPU (AVX512-bf16); the dense layers next to z,
+    # the weights, optimiser, loss and validation stay fp32
+    conv_dtype = torch.bfloat16 if args.bf16 else None
+    budget = Budget(args.minutes)
     for epoch in range(start, args.epochs):
         t = time.time()
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * epoch / args.epochs))  # cosine decay
@@ -89,7 +93,7 @@ def train(args) -> Path:
         total = 0.0
         for i in range(0, len(train_x), args.batch_size):
             xb = train_x[perm[i:i + args.batch_size]]
-            logits, mean, log_var = model(xb, gen)
+            logits, mean, log_var = model(xb, gen, conv_dtype)
             loss, _, _ = negative_elbo(logits, xb, mean, log_var, beta=args.beta)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -98,21 +102,24 @@ def train(args) -> Path:
             steps += 1
         val = evaluate(model, val_x)
         record = dict(epoch=epoch + 1, steps=steps, lr=lr, train_neg_elbo=total / len(train_x),
-                      val=val, seconds=time.time() - t)
-        with open(log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+                      val=val, bf16=args.bf16, seconds=time.time() - t)
+        run.log(record)
         print(f"epoch {epoch + 1}/{args.epochs} train {record['train_neg_elbo']:.2f} "
               f"val {val['neg_elbo']:.2f} mse {val['mse']:.4f} ({record['seconds']:.0f}s)", flush=True)
         score = val["mse"] if args.select == "mse" else val["neg_elbo"]
         if score < best:
             best = score
             save_pretrained(model, args.out, half=True, training=dict(
-                epoch=epoch + 1, steps=steps, batch_size=args.batch_size, lr=args.lr,
-                beta=args.beta, val_neg_elbo=val["neg_elbo"], val_mse=val["mse"],
+                epoch=epoch + 1, epochs=args.epochs, steps=steps, batch_size=args.batch_size,
+                lr=args.lr,
+                beta=args.beta, bf16=args.bf16, val_neg_elbo=val["neg_elbo"], val_mse=val["mse"],
                 command=command_line(args), init_from=args.init_from,
                 previous=previous_training(args.init_from)))
-        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), epoch=epoch + 1,
-                        best=best, steps=steps), state_path)
+        run.save(model=model.state_dict(), opt=opt.state_dict(), epoch=epoch + 1, best=best,
+                 steps=steps)
+        if budget.spent():
+            budget.announce()
+            break
     return Path(args.out)
 
 
@@ -127,6 +134,8 @@ def command_line(args) -> str:
             extra += f" --select {args.select}"
     if args.run_dir:
         extra += f" --run-dir {args.run_dir}"
+    if args.bf16:
+        extra += " --bf16"
     if args.init_from:
         extra += f" --init-from {args.init_from} --beta {args.beta} --select {args.select}"
     return (f"python -m train.vae --dataset {args.dataset} --epochs {args.epochs} "
@@ -253,14 +262,24 @@ def training_story(tr: dict) -> str:
     while tr:
         phases.append(tr)
         tr = tr.get("previous") or {}
-    lines = []
+    lines, previous_beta = [], None
     for i, ph in enumerate(reversed(phases), start=1):
         beta = ph.get("beta", 1.0)
-        why = ("the plain ELBO" if beta == 1.0 else
-               f"KL weighted by beta = {beta:g}: sharper reconstructions, the organised map of "
-               "phase 1 kept" if i > 1 else
-               f"KL weighted by beta = {beta:g} throughout: sharper reconstructions, a map still "
-               "organised by class")
+        if i > 1 and beta == previous_beta:
+            why = (f"a warm restart of phase {i - 1}'s model: the same objective, the learning "
+                   f"rate raised again to {ph.get('lr'):g} and decayed to zero"
+                   + (f" over {ph['epochs']} epochs" if "epochs" in ph else ""))
+        elif beta == 1.0:
+            why = "the plain ELBO"
+        elif i > 1:
+            why = (f"KL weighted by beta = {beta:g}: sharper reconstructions, the organised map "
+                   f"of phase 1 kept")
+        else:
+            why = (f"KL weighted by beta = {beta:g} throughout: sharper reconstructions, a map "
+                   "still organised by class")
+        previous_beta = beta
+        if ph.get("bf16"):
+            why += "; bf16 convolutions, fp32 dense layers and optimiser"
         if ph.get("note"):
             why += f" ({ph['note']})"
         mse = f", validation MSE {ph['val_mse']:.4f}" if "val_mse" in ph else ""
@@ -283,11 +302,13 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--run-dir")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--minutes", type=float, default=0, help="stop (resumably) after this budget")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beta", type=float, default=1.0, help="KL weight (1 = the plain ELBO)")
     p.add_argument("--init-from", help="start from this checkpoint folder (a second phase)")
     p.add_argument("--select", choices=["elbo", "mse"], default="elbo",
                    help="validation measure that picks the exported checkpoint")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with bf16 units)")
     p.add_argument("--tiny", action="store_true", help="2 epochs on 512 images (tests)")
     p.add_argument("--card-only", action="store_true", help="only (re)write metrics and card")
     args = p.parse_args(argv)

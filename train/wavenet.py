@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from models.hub import save_pretrained
 from models.wavenet import WaveNet, WaveNetConfig, bits_per_sample
 
+from .common import Budget, RunDir
 from .data import AUDIO_SETS, AudioSet, load_audio
 
 TINY = dict(residual_channels=8, gate_channels=8, skip_channels=8, head_channels=16, cycle=4,
@@ -109,23 +109,20 @@ def train(args) -> Path:
     for p in ema.parameters():
         p.requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    run = Path(args.run_dir or f"runs/wavenet-{args.data}{'-tiny' if args.tiny else ''}")
-    run.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = run / "last.pt", run / "log.jsonl"
+    run = RunDir(args.run_dir or f"runs/wavenet-{args.data}{'-tiny' if args.tiny else ''}")
     step, best, seen = 0, math.inf, 0
-    if state_path.exists():
-        state = torch.load(state_path, weights_only=True)
+    if (state := run.resume()) is not None:
         model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, best, seen = state["step"], state["best"], state["seen"]
-        print(f"resumed {run} at step {step} (best held-out {best:.4f} bits/sample)", flush=True)
+        print(f"resumed {run.path} at step {step} (best held-out {best:.4f} bits/sample)", flush=True)
     rf = config.receptive_field
     length = rf + args.window
     val_x, val_c = validation_windows(data, rf + (2000 if args.tiny else 8000),
                                       4 if args.tiny else args.val_windows)
     rng = np.random.default_rng(args.seed + step)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
-    t0 = last_eval = time.time()
+    budget, last_eval = Budget(args.minutes), time.time()
     running, running_n = 0.0, 0
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters, receptive field {rf} "
           f"samples ({1000 * rf / config.sample_rate:.0f} ms); {data.seconds('train'):.0f} s "
@@ -150,7 +147,7 @@ def train(args) -> Path:
         seen += args.batch_size * args.window
         running += loss.item()
         running_n += 1
-        out_of_time = args.minutes and time.time() - t0 > args.minutes * 60
+        out_of_time = budget.spent()
         if step % args.eval_every == 0 or step == args.steps or out_of_time:
             val_ema, val_raw = evaluate(ema, val_x, val_c), evaluate(model, val_x, val_c)
             val = min(val_ema, val_raw)
@@ -166,15 +163,14 @@ def train(args) -> Path:
                                               weights="EMA" if val_ema <= val_raw else "raw",
                                               batch_size=args.batch_size, window=args.window,
                                               command=command_line(args)))
-            with open(log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            run.log(record)
             print(f"step {step} train {record['train_bits']:.4f} held-out {val_raw:.4f} "
                   f"(EMA {val_ema:.4f}) bits/sample "
                   f"(best {best:.4f}) lr {record['lr']:.2e} {record['seconds']:.0f}s", flush=True)
-            torch.save(dict(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(),
-                            step=step, best=best, seen=seen), state_path)
+            run.save(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(),
+                     step=step, best=best, seen=seen)
         if out_of_time:
-            print(f"stopping after {args.minutes} minutes; rerun to resume", flush=True)
+            budget.announce()
             break
     return Path(args.out)
 
