@@ -7,8 +7,8 @@
 Every epoch it saves ``<run>/last.pt`` (model + optimiser + log, loaded back with
 ``weights_only=True``) and appends to ``<run>/log.jsonl``; rerunning the command resumes
 (``--minutes`` stops it cleanly after a wall-clock budget). ``--bf16`` runs the convolutions in
-bfloat16 (1.9x faster steps on CPUs with bf16 units).
-The checkpoint with the best validation ELBO (5,000 held-out training images) is exported with
+bfloat16 (1.9x faster steps on CPUs with bf16 units). The checkpoint with the best validation
+ELBO (or MSE, ``--select mse``; 5,000 held-out training images) is exported with
 ``models.hub.save_pretrained``; at the end the test-set metrics and the model card are written.
 """
 from __future__ import annotations
@@ -111,8 +111,7 @@ def train(args) -> Path:
             best = score
             save_pretrained(model, args.out, half=True, training=dict(
                 epoch=epoch + 1, epochs=args.epochs, steps=steps, batch_size=args.batch_size,
-                lr=args.lr,
-                beta=args.beta, bf16=args.bf16, val_neg_elbo=val["neg_elbo"], val_mse=val["mse"],
+                lr=args.lr, beta=args.beta, bf16=args.bf16, val_neg_elbo=val["neg_elbo"], val_mse=val["mse"],
                 command=command_line(args), init_from=args.init_from,
                 previous=previous_training(args.init_from)))
         run.save(model=model.state_dict(), opt=opt.state_dict(), epoch=epoch + 1, best=best,
