@@ -11,8 +11,8 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from models.audio import (AudioError, figure, figure_rows, normalise, read_audio, to_int16,
-                          wav_bytes)
+from models.audio import (AudioError, estimate_pitch, figure, figure_rows, normalise, read_audio,
+                          to_int16, wav_bytes)
 from models.fastwavenet import FastWaveNet
 from models.hub import WEIGHTS_DIR, from_pretrained
 from models.wavenet import WaveNet, mu_law_decode, mu_law_encode
@@ -98,6 +98,9 @@ output into a probability for each of the 256 levels, and draws one.
   or silence (at 0 it always takes the likeliest). Higher, unlikely levels get picked: hiss.
 * **Primer**: WaveNet continues a recording (its last few seconds, resampled to 16 kHz). Without
   one it starts from silence.
+* **Note** (the piano-note model): the pitch is *global conditioning*, a learned vector per key
+  added inside every layer, so the same network plays any of the 88 keys. The studio measures
+  the pitch of what it played (from the harmonics) and tells you.
 * **Seed**: the same seed and settings give the same audio.
 * **Fast generation**: each layer keeps a buffer of its past inputs, so a new sample costs one
   step of each layer instead of a pass over the whole receptive field, in a compiled loop.
@@ -235,9 +238,23 @@ def generate(model_name, seconds, temperature, seed, upload, clip, primer_second
     speed = done / max(busy, 1e-9)
     message = (f"Done: {done / rate:.1f} s of audio written in {busy:.1f} s, {speed:,.0f} samples/s = "
                f"**{speed / rate:.1f}x real time**"
-               f"{'; primer shaded green in the plot' if primer_len else ''}.")
+               f"{'; primer shaded green in the plot' if primer_len else ''}."
+               f"{played(full[primer_len:], rate, note) if cls is not None else ''}")
     final_audio = gr.skip() if STREAMING else (rate, to_int16(full))
     yield final_audio, image, str(path), sentence(notes) + message
+
+
+def played(audio: np.ndarray, rate: int, note: str) -> str:
+    """What the note model played, measured: ' You asked for C4; it played C4 (+12 cents).'"""
+    got = estimate_pitch(audio, rate)
+    asked = pitch_label(note).split(" (")[0]
+    if got is None:
+        return f" You asked for {asked}; it stayed silent (try another seed, or temperature 1)."
+    midi = int(round(got))
+    cents = round(100 * (got - midi))
+    name = f"{NAMES[midi % 12]}{midi // 12 - 1}"
+    return (f" You asked for {asked}; it played **{name}** ({cents:+d} cents, measured from "
+            f"the harmonics).")
 
 
 def compare(model_name, seed, upload, clip, primer_seconds, note, progress=gr.Progress()):
@@ -301,13 +318,16 @@ def build() -> None:
                                        visible=bool(CLIPS))
                     primer_seconds = gr.Slider(0.25, MAX_PRIMER, value=1.5, step=0.25,
                                                label="Primer length (seconds, the tail is used)")
-                gr.Examples([[m, t, s] for m, t, s in (
-                    ("Speech (LJSpeech, one speaker)", 1.0, 0),
-                    ("Speech (LJSpeech, one speaker)", 0.6, 0),
-                    ("Speech (LJSpeech, one speaker)", 1.3, 0),
-                    ("Piano pieces", 1.0, 1),
-                    ("Piano pieces", 0.7, 1)) if m in MODEL_NAMES],
-                    inputs=[model, temperature, seed], label="Temperatures to compare")
+                middle_c = "MIDI 60" if "MIDI 60" in NOTES else None
+                gr.Examples([[m, t, s, n or middle_c] for m, t, s, n in (
+                    ("Speech (LJSpeech, one speaker)", 1.0, 0, None),
+                    ("Speech (LJSpeech, one speaker)", 0.6, 0, None),
+                    ("Speech (LJSpeech, one speaker)", 1.3, 0, None),
+                    ("Piano pieces", 1.0, 1, None),
+                    ("Piano pieces", 0.7, 1, None),
+                    ("Piano note (pick the pitch)", 1.0, 0, "MIDI 48"),
+                    ("Piano note (pick the pitch)", 1.0, 0, "MIDI 72")) if m in MODEL_NAMES],
+                    inputs=[model, temperature, seed, note], label="Examples")
             with gr.Column(scale=2, min_width=300):
                 with gr.Row():
                     run = gr.Button("Generate", variant="primary", elem_id="wavenet-run")

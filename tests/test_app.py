@@ -443,3 +443,25 @@ def test_wavenet_compare_temperatures(client):
     spread = [entropy(c) for c in clips]                   # T = 0, 0.5, 0.8, 1, 1.3
     assert spread[0] < 1 and spread[0] < spread[1] < spread[3] < spread[4], spread
     assert Image.open(plot).size[1] > 500                  # five spectrogram rows
+
+
+NOTE_MODEL = "Piano note (pick the pitch)"
+
+
+@pytest.mark.skipif(NOTE_MODEL not in WAVENET_MODELS, reason="no note WaveNet")
+def test_wavenet_note_model_plays_the_pitch_asked_for(client):
+    """The pitch-conditioned model asked for A4 plays A4 (measured on the WAV it returns, the
+    same measure the card uses for all 88 keys), and the status says what it played."""
+    from models.audio import estimate_pitch
+
+    ask = {**WAVE, "model_name": NOTE_MODEL, "note": "MIDI 69", "seconds": 1.5, "seed": 0}
+    _, _, wav, status = client.predict(**ask, api_name="/wavenet_generate")
+    data, rate = read_wav(wav)
+    assert rate == 16000 and len(data) == 24000
+    pitch = estimate_pitch(data / 32768, rate)
+    assert pitch is not None and abs(pitch - 69) <= 0.5, pitch
+    assert "You asked for A4; it played **A4**" in status
+    with pytest.raises(AppError, match="MIDI 200"):
+        client.predict(**{**ask, "note": "MIDI 200"}, api_name="/wavenet_generate")
+    *_, status = client.predict(**{**ask, "seconds": 0.5}, api_name="/wavenet_generate")
+    assert "Done" in status                                            # still serving

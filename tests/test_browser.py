@@ -52,6 +52,7 @@ def error_toasts(page) -> list[str]:
 
 
 WAVENET = bool(WAVENET_MODELS)
+NOTE_MODEL = "Piano note (pick the pitch)"
 
 
 def check_faces(page) -> None:
@@ -172,6 +173,15 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
         assert page.locator("#wavenet-wav").get_by_text(".wav").count() >= 1
         page.screenshot(path=str(ARTIFACTS / "wavenet-result.png"), full_page=True)
         assert not error_toasts(page)
+        if NOTE_MODEL in WAVENET_MODELS:         # the last example: the note model asked for C5
+            panel.locator("tr.tr-body").last.click()
+            panel.get_by_label("Note").wait_for(timeout=15_000)          # shown for this model
+            set_number(panel, "Duration (seconds)", "2")
+            page.get_by_role("button", name="Generate").last.click()
+            status.get_by_text("You asked for C5").wait_for(timeout=120_000)
+            page.locator("#wavenet-plot img").wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "wavenet-note.png"), full_page=True)
+            assert not error_toasts(page)
     assert problems == []
 
 

@@ -170,6 +170,72 @@ def test_tiny_training_run_writes_a_loadable_checkpoint_and_resumes(tmp_path):
     assert model.config.receptive_field == 2 + 15
 
 
+def test_notes_get_a_lead_in_of_silence_and_onset_windows_score_the_attack():
+    """Generation starts from a receptive field of silence, so the note model must be trained
+    to strike a note out of silence: every note gets rf + ONSET_LEAD silent codes in front and
+    fades in over ONSET_FADE samples (the recordings start mid-wave), and onset windows put the
+    attack inside the scored part with only silence as context."""
+    from train.data import AudioSet
+    from train.wavenet import ONSET_FADE, ONSET_LEAD, batch_of, with_lead_in
+
+    rf, window = 17, 300                          # the trainer scores 8,000 (tiny: 1,000)
+    audio = np.concatenate([np.full(100, 0.3), 0.5 * np.sin(np.arange(2900) / 3.0)])
+    note = mu_law_encode(audio).astype(np.uint8)  # starts loud at once, as the recordings do
+    data = with_lead_in(AudioSet("notes", "", [note, note], [note], [3, 5], [3], 16000), rf)
+    clip = data.train[0]
+    assert all(len(c) == rf + ONSET_LEAD + 3000 for c in data.train + data.val)
+    assert (clip[:rf + ONSET_LEAD] == SILENCE).all()
+    head = np.abs(mu_law_decode(clip[rf + ONSET_LEAD:][:ONSET_FADE].astype(np.int64)))
+    assert head[0] < 0.003 and (np.diff(head) >= 0).all() and head[-1] > 0.28     # a ramp
+    assert (clip[rf + ONSET_LEAD + ONSET_FADE:] == note[ONSET_FADE:]).all()        # then as is
+    x, cls = batch_of(data.train, data.train_classes, rf + window, 64,
+                      np.random.default_rng(0), onset_share=1.0)
+    assert set(cls.tolist()) <= {3, 5}
+    loud = note[0]
+    for row in x.numpy():
+        assert (row[:rf] == SILENCE).all()                    # context: silence only
+        assert (row[rf:] == loud).any()                       # the attack is scored
+    plain, _ = batch_of(data.train, data.train_classes, rf + window, 64, np.random.default_rng(0))
+    assert sum((row[:rf] == SILENCE).all() for row in plain.numpy()) < 16   # mostly inside notes
+    speech = AudioSet("speech", "", [note], [note], [], [], 16000)
+    assert (with_lead_in(speech, rf).train[0] == note).all()  # only notes are changed
+
+
+def harmonic_tone(f0: float, amplitudes, seconds: float = 1.5, rate: int = 16000, seed: int = 0):
+    t = np.arange(int(seconds * rate)) / rate
+    tone = sum(a * np.sin(2 * np.pi * f0 * (h + 1) * t) for h, a in enumerate(amplitudes))
+    noise = 0.01 * np.random.default_rng(seed).standard_normal(len(t))
+    return (np.exp(-2 * t) * (tone + noise)).astype(np.float32)
+
+
+def test_estimate_pitch_on_tones_with_a_weak_fundamental_or_a_single_partial():
+    from models.audio import estimate_pitch, midi_to_hz
+
+    assert estimate_pitch(np.sin(2 * np.pi * 440 * np.arange(16000) / 16000), 16000) == \
+        pytest.approx(69, abs=0.05)
+    # a low A (MIDI 33) whose fundamental is nearly missing, as on a piano: not an octave up
+    bass = harmonic_tone(float(midi_to_hz(33)), [0.05, 0.5, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1])
+    assert estimate_pitch(bass, 16000) == pytest.approx(33, abs=0.15)
+    # a top note (MIDI 105, 3.5 kHz): one partial below Nyquist, plus a low thump
+    t = np.arange(24000) / 16000
+    top = harmonic_tone(float(midi_to_hz(105)), [0.3]) + 0.05 * np.sin(2 * np.pi * 90 * t) * (t < .05)
+    assert estimate_pitch(top, 16000) == pytest.approx(105, abs=0.15)
+    assert estimate_pitch(np.zeros(16000), 16000) is None
+    assert estimate_pitch(1e-5 * bass, 16000) is None                  # below -60 dB: silent
+
+
+def test_voiced_share_tells_a_vowel_from_hiss_and_skips_silence():
+    from models.audio import voiced_share
+
+    t = np.arange(16000) / 16000
+    vowel = 0.3 * np.sign(np.sin(2 * np.pi * 180 * t)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    hiss = 0.1 * np.random.default_rng(0).standard_normal(16000)
+    frames, share = voiced_share(np.concatenate([vowel, np.zeros(8000), hiss]), 16000)
+    assert frames == pytest.approx(200, abs=3)       # 247 frames, less the 47 inside the silence
+    assert share == pytest.approx(0.5, abs=0.03)
+    assert voiced_share(np.zeros(100), 16000) == (0, 0.0)
+
+
 # ------------------------------------------------------------------ audio input
 def write(path, audio, rate, subtype="PCM_16"):
     sf.write(path, audio, rate, subtype=subtype)
@@ -259,3 +325,15 @@ def test_without_ffmpeg_the_tab_delivers_the_whole_clip_at_the_end(monkeypatch):
     chunks = [sf.read(io.BytesIO(out[0]), dtype="int16")[0] for out in streamed[:-1]]
     assert np.array_equal(np.concatenate(chunks), pcm)
     assert np.array_equal(sf.read(wav_path, dtype="int16")[0], pcm)
+
+
+def test_the_tab_says_which_note_was_played():
+    from tabs.wavenet import played
+
+    t = np.arange(24000) / 16000
+    a4 = harmonic_tone(440.0, [0.3, 0.2, 0.1])
+    assert played(a4, 16000, "MIDI 69") == (" You asked for A4; it played **A4** (+0 cents, "
+                                            "measured from the harmonics).")
+    sharp_c5 = 0.3 * np.sin(2 * np.pi * 523.25 * 2 ** (20 / 1200) * t)
+    assert "asked for A4; it played **C5** (+20 cents" in played(sharp_c5, 16000, "MIDI 69")
+    assert "stayed silent" in played(np.zeros(24000), 16000, "MIDI 60")

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from models.hub import save_pretrained
-from models.wavenet import WaveNet, WaveNetConfig, bits_per_sample
+from models.wavenet import (SILENCE, WaveNet, WaveNetConfig, bits_per_sample, mu_law_decode,
+                            mu_law_encode)
 
 from .common import Budget, RunDir
 from .data import AUDIO_SETS, AudioSet, load_audio
@@ -35,14 +36,22 @@ TINY = dict(residual_channels=8, gate_channels=8, skip_channels=8, head_channels
             stacks=1)
 
 
-def batch_of(clips: list, classes: list, length: int, size: int, rng: np.random.Generator):
-    """``size`` random windows of ``length`` codes (clips chosen in proportion to their length)."""
+def batch_of(clips: list, classes: list, length: int, size: int, rng: np.random.Generator,
+             onset_share: float = 0.0):
+    """``size`` random windows of ``length`` codes (clips chosen in proportion to their length).
+    With ``onset_share``, that share of the windows starts within the first ``ONSET_LEAD``
+    samples of a clip: for notes with a lead-in (:func:`with_lead_in`) and windows scoring more
+    than ``ONSET_LEAD`` samples, their scored part then holds the attack after a full receptive
+    field of silence."""
     usable = [i for i, c in enumerate(clips) if len(c) >= length]
     weights = np.array([len(clips[i]) - length + 1 for i in usable], dtype=np.float64)
     picks = rng.choice(usable, size=size, p=weights / weights.sum())
     rows, cls = [], []
     for i in picks:
-        start = rng.integers(0, len(clips[i]) - length + 1)
+        if rng.random() < onset_share:
+            start = rng.integers(0, min(ONSET_LEAD, len(clips[i]) - length) + 1)
+        else:
+            start = rng.integers(0, len(clips[i]) - length + 1)
         rows.append(clips[i][start:start + length])
         cls.append(classes[i] if classes else 0)
     return torch.from_numpy(np.stack(rows).astype(np.int64)), torch.tensor(cls)
@@ -58,6 +67,34 @@ def validation_windows(data: AudioSet, length: int, limit: int):
     picks = np.linspace(0, len(windows) - 1, min(limit, len(windows))).astype(int)
     return (torch.from_numpy(np.stack([windows[i] for i in picks]).astype(np.int64)),
             torch.tensor([cls[i] for i in picks]))
+
+
+ONSET_LEAD = 160        # notes: silence (10 ms) between a full receptive field and the attack
+ONSET_FADE = 64         # notes: the attack fades in over 4 ms (the recordings start mid-wave)
+ONSET_SHARE = 0.5       # notes: share of training windows that score an attack
+
+
+def with_lead_in(data: AudioSet, receptive_field: int) -> AudioSet:
+    """Single notes start at their attack. Generation starts from a receptive field of silence,
+    so each note gets that much silence plus ``ONSET_LEAD`` samples in front: the model then
+    learns to strike the note out of silence (without it, it only ever continued a sounding
+    note, and from silence it stayed silent). The recordings begin abruptly, mid-waveform (the
+    first sample is typically 0.016 and up to 0.1 of full scale), a jump no model can time or
+    size from silence, so each note also fades in over ``ONSET_FADE`` samples (a half-cosine
+    ramp). Pieces and speech are unchanged."""
+    if data.name != "notes":
+        return data
+    pad = np.full(receptive_field + ONSET_LEAD, SILENCE, np.uint8)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ONSET_FADE) + 1) / (ONSET_FADE + 1))
+
+    def prepare(codes: np.ndarray) -> np.ndarray:
+        head = mu_law_decode(codes[:ONSET_FADE].astype(np.int64)) * ramp[:len(codes)]
+        faded = np.concatenate([mu_law_encode(head).astype(np.uint8), codes[ONSET_FADE:]])
+        return np.concatenate([pad, faded])
+
+    data.train = [prepare(c) for c in data.train]
+    data.val = [prepare(c) for c in data.val]
+    return data
 
 
 @torch.inference_mode()
@@ -105,6 +142,7 @@ def train(args) -> Path:
     config = WaveNetConfig(**sizes, classes=88 if conditioned else 0, class_names=names,
                            sample_rate=data.sample_rate, dataset=AUDIO_SETS[args.data][1])
     model = WaveNet(config)
+    data = with_lead_in(data, config.receptive_field)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -129,7 +167,8 @@ def train(args) -> Path:
           f"training, {data.seconds('val'):.0f} s held out", flush=True)
     while step < args.steps:
         model.train()
-        x, c = batch_of(data.train, data.train_classes, length, args.batch_size, rng)
+        x, c = batch_of(data.train, data.train_classes, length, args.batch_size, rng,
+                        args.onset_share if conditioned else 0.0)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         with autocast:
@@ -179,7 +218,8 @@ def command_line(args) -> str:
     return (f"python -m train.wavenet --data {args.data} --channels {args.channels} "
             f"--skip {args.skip} --head {args.head} --cycle {args.cycle} --stacks {args.stacks} "
             f"--batch-size {args.batch_size} --window {args.window} --lr {args.lr} "
-            f"--out {args.out}{' --bf16' if args.bf16 else ''}{' --tiny' if args.tiny else ''}")
+            f"--out {args.out}{' --bf16' if args.bf16 else ''}{' --tiny' if args.tiny else ''}"
+            f"{f' --onset-share {args.onset_share:g}' if args.data == 'notes' else ''}")
 
 
 def main(argv=None) -> None:
@@ -204,6 +244,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--minutes", type=float, default=0)
+    p.add_argument("--onset-share", type=float, default=ONSET_SHARE,
+                   help="notes: share of training windows that score an attack")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with bf16 units)")
     p.add_argument("--tiny", action="store_true")
     p.add_argument("--card-only", action="store_true")
