@@ -98,13 +98,13 @@ output into a probability for each of the 256 levels, and draws one.
   or silence (at 0 it always takes the likeliest). Higher, unlikely levels get picked: hiss.
 * **Primer**: WaveNet continues a recording (its last few seconds, resampled to 16 kHz). Without
   one it starts from silence.
-* **Note** (the piano-note model): the pitch is *global conditioning*, a learned vector per key
-  added inside every layer, so the same network plays any of the 88 keys. The studio measures
-  the pitch of what it played (from the harmonics) and tells you.
-* **Seed**: the same seed and settings give the same audio.
+{note}* **Seed**: the same seed and settings give the same audio.
 * **Fast generation**: each layer keeps a buffer of its past inputs, so a new sample costs one
   step of each layer instead of a pass over the whole receptive field, in a compiled loop.
-"""
+""".format(note="""* **Note** (the piano-note model): the pitch is *global conditioning*, a learned vector per key
+  added inside every layer, so the same network plays any of the 88 keys. The studio measures
+  the pitch of what it played (from the harmonics) and tells you.
+""" if NOTES else "")
 
 
 def receptive_field_html(folder: str | None) -> str:
