@@ -128,8 +128,8 @@ def estimate_pitch(audio: np.ndarray, rate: int, lo_midi: float = 20.0, hi_midi:
     Harmonic summation (Klapuri-style) on the second after the loudest 20 ms: the spectrum's
     square-rooted magnitude, less a floor of a fifth of its peak (the hammer's low thump and
     noise), is read at the first ten harmonics of every candidate (a tenth of a semitone apart;
-    harmonic h the largest value within 5h cents, at most 30, since piano partials run sharp); weights
-    0.9**(h-1), normalised by the weights of the harmonics below Nyquist, so that a high note
+    harmonic h the largest value within 5h cents, at most 30, since piano partials run sharp);
+    weights 0.9**(h-1), normalised by the weights of the harmonics below Nyquist, so that a high note
     with one or two partials is not outvoted by low candidates summing noise. Checked on the 176
     real notes of the training data: every one within half a semitone of its label."""
     audio = np.asarray(audio, dtype=np.float64)

@@ -65,9 +65,13 @@ NOTES = note_names()
 NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 
 
+def note_name(midi: int) -> str:
+    return f"{NAMES[midi % 12]}{midi // 12 - 1}"          # 60 -> C4
+
+
 def pitch_label(name: str) -> str:
     midi = int(name.split()[-1])
-    return f"{NAMES[midi % 12]}{midi // 12 - 1} (MIDI {midi})"
+    return f"{note_name(midi)} (MIDI {midi})"
 
 
 NOTE_CHOICES = [(pitch_label(n), n) for n in NOTES]
@@ -247,14 +251,13 @@ def generate(model_name, seconds, temperature, seed, upload, clip, primer_second
 def played(audio: np.ndarray, rate: int, note: str) -> str:
     """What the note model played, measured: ' You asked for C4; it played C4 (+12 cents).'"""
     got = estimate_pitch(audio, rate)
-    asked = pitch_label(note).split(" (")[0]
+    asked = note_name(int(note.split()[-1]))
     if got is None:
         return f" You asked for {asked}; it stayed silent (try another seed, or temperature 1)."
     midi = int(round(got))
     cents = round(100 * (got - midi))
-    name = f"{NAMES[midi % 12]}{midi // 12 - 1}"
-    return (f" You asked for {asked}; it played **{name}** ({cents:+d} cents, measured from "
-            f"the harmonics).")
+    return (f" You asked for {asked}; it played **{note_name(midi)}** ({cents:+d} cents, "
+            f"measured from the harmonics).")
 
 
 def compare(model_name, seed, upload, clip, primer_seconds, note, progress=gr.Progress()):
