@@ -337,3 +337,19 @@ def test_the_tab_says_which_note_was_played():
     sharp_c5 = 0.3 * np.sin(2 * np.pi * 523.25 * 2 ** (20 / 1200) * t)
     assert "asked for A4; it played **C5** (+20 cents" in played(sharp_c5, 16000, "MIDI 69")
     assert "stayed silent" in played(np.zeros(24000), 16000, "MIDI 60")
+
+
+def test_the_cards_loss_curve_lists_each_record_once_and_drops_a_stop_records_training_bits():
+    from train.wavenet_card import curve_rows
+
+    log = [dict(step=s, train_bits=4.0 - s / 1e4, val_bits=4.1 - s / 1e4) for s in range(250, 5001, 250)]
+    log.append(dict(step=5001, train_bits=2.9, val_bits=3.6))  # a run stopped one step later
+    rows = curve_rows(log, rows=6)
+    steps = [r["step"] for r in rows]
+    assert steps == sorted(set(steps)) and steps[0] == 250 and steps[-1] == 5001
+    assert 6 <= len(rows) <= 8
+    assert rows[-1]["train_bits"] is None and rows[-1]["val_bits"] == 3.6
+    assert all(r["train_bits"] is not None for r in rows[:-1])
+    whole = curve_rows(log[:-1], rows=6)  # ending on a full record: kept as it is
+    assert whole[-1]["step"] == 5000 and whole[-1]["train_bits"] is not None
+    assert curve_rows([]) == []

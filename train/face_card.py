@@ -77,14 +77,15 @@ def arithmetic_rates(G, clf, z, images, probs, triplets: int = TRIPLETS, seed: i
     return out
 
 
-def tab_rates(G, clf, seeds: int = TAB_SEEDS) -> tuple[dict, dict]:
+def tab_rates(G, clf, seeds: int = TAB_SEEDS, fast: bool = True) -> tuple[dict, dict]:
     """The success rate of the tab's preset button: for seeds 0..seeds-1, the 256 faces of the
     seed, the three faces per group the classifier is surest of (``pick_groups``, as the tab),
     the latent and the pixel result classified.  Also returns the result images per preset
-    (latent, pixel), for the realism comparison."""
+    (latent, pixel), for the realism comparison.  ``fast``: generated as the tab generates them
+    (bf16 convolutions where the CPU has them), so the figures are the tab's own."""
     names = clf.config.attributes
     pools = [latents(TAB_POOL, generator(s), G.config.nz) for s in range(seeds)]
-    images = [generate(G, z) for z in pools]
+    images = [generate(G, z, fast=fast) for z in pools]
     probs = [clf.probabilities(x) for x in images]
     out, results = {}, {}
     for title, preset in PRESETS.items():
@@ -99,7 +100,7 @@ def tab_rates(G, clf, seeds: int = TAB_SEEDS) -> tuple[dict, dict]:
         if not z_res:
             out[title] = dict(seeds=0)
             continue
-        results[title] = generate(G, torch.stack(z_res)), torch.stack(px_res)
+        results[title] = generate(G, torch.stack(z_res), fast=fast), torch.stack(px_res)
         latent_ok = hits(clf.probabilities(results[title][0]), names, preset.target)
         pixel_ok = hits(clf.probabilities(results[title][1]), names, preset.target)
         out[title] = dict(latent=latent_ok.float().mean().item(),

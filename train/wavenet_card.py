@@ -179,6 +179,24 @@ CURVE_NOTES = {"notes": "\nThe held-out clips changed with the phases (up to ste
                         "phase.\n"}
 
 
+def curve_rows(log: list[dict], rows: int = 12) -> list[dict]:
+    """About ``rows`` evenly spaced log records and the last one, each once.  A record written
+    when a run was stopped between two log points averages its training bits over a few steps
+    only; it is left out unless it is the last (its validation is a full measurement), and then
+    its training bits are dropped (None)."""
+    if not log:
+        return []
+    gaps = sorted(b["step"] - a["step"] for a, b in zip(log, log[1:]))
+    usual = gaps[len(gaps) // 2] if gaps else 0
+    full = [r for i, r in enumerate(log)
+            if i == 0 or i == len(log) - 1 or r["step"] - log[i - 1]["step"] >= usual / 2]
+    picked = full[:: max(1, len(full) // rows)]
+    picked = picked if picked[-1] is full[-1] else picked + full[-1:]
+    if len(log) > 1 and log[-1]["step"] - log[-2]["step"] < usual / 2:
+        picked[-1] = dict(picked[-1], train_bits=None)
+    return picked
+
+
 def write_card(out: Path, data_name: str) -> None:
     model = from_pretrained(WaveNet, out)
     c = model.config
@@ -238,8 +256,9 @@ half a semitone of the label every time).
 """
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     rf = c.receptive_field
-    curve = "\n".join(f"| {r['step']:,} | {r['train_bits']:.3f} | {r['val_bits']:.3f} |"
-                      for r in log[:: max(1, len(log) // 12)] + log[-1:]) if log else ""
+    curve = "\n".join(f"| {r['step']:,} | "
+                      f"{'-' if r['train_bits'] is None else format(r['train_bits'], '.3f')} | "
+                      f"{r['val_bits']:.3f} |" for r in curve_rows(log))
     sample_lines = "\n".join(f"* `samples/{r['stem']}.flac` ({r['label']}; RMS {r['rms']:.3f}, "
                              f"{100 * r['silent_share']:.0f}% of samples near silence)\n\n"
                              f"  ![{r['label']}](samples/{r['stem']}.png)" for r in rows)
