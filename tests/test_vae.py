@@ -138,14 +138,25 @@ def test_ema_training_exports_the_average_and_resumes(tmp_path):
     state = torch.load(run / "last.pt", weights_only=True)
     ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
     assert int(state["ema"]["n_averaged"]) == state["steps"]
-    exported = from_pretrained(ConvVAE, out).state_dict()
-    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    if log[1]["val"]["mse"] <= log[0]["val"]["mse"]:  # the export is the last epoch's average
-        for name, value in exported.items():
-            torch.testing.assert_close(value.float(), ema[name].float(), atol=2e-3, rtol=2e-3)
     # the average differs from the raw weights it follows
     assert any(not torch.allclose(ema[k], state["model"][k]) for k in ema)
+    # the logged validation is the average's, not the raw weights'
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    images, _ = load_digits("mnist", "train")
+    order = np.random.default_rng(0).permutation(len(images))
+    val_x = train_vae.to_tensor(images[order[:train_vae.VAL_SIZE]])[:256]
+    config = from_pretrained(ConvVAE, out).config
+    averaged, raw = ConvVAE(config), ConvVAE(config)
+    averaged.load_state_dict(ema), raw.load_state_dict(state["model"])
+    assert train_vae.evaluate(averaged, val_x)["mse"] == pytest.approx(log[1]["val"]["mse"], rel=1e-5)
+    assert train_vae.evaluate(raw, val_x)["mse"] != pytest.approx(log[1]["val"]["mse"], rel=1e-5)
+    # the export is the better epoch's average (the last epoch's is in last.pt)
+    best = min(log, key=lambda r: r["val"]["mse"])
     training = json.loads((out / "config.json").read_text())["training"]
+    assert training["epoch"] == best["epoch"] and training["val_mse"] == best["val"]["mse"]
+    if best["epoch"] == 2:
+        for name, value in from_pretrained(ConvVAE, out).state_dict().items():
+            torch.testing.assert_close(value.float(), ema[name].float(), atol=2e-3, rtol=2e-3)
     assert training["ema"] == 0.9 and "--augment 0.5" in training["command"]
 
 
