@@ -1,10 +1,11 @@
-"""The trainers' shared run folder and time budget: resumable, never left half-written."""
+"""The trainers' shared run folder, time budget and weight average: resumable, never left
+half-written."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from train.common import Budget, RunDir
+from train.common import Budget, RunDir, WeightAverage
 
 
 def test_a_run_folder_saves_logs_and_resumes(tmp_path):
@@ -50,3 +51,55 @@ def test_a_budget_stops_a_training_run_that_then_resumes(tmp_path, capsys):
     assert [r["epoch"] for r in RunDir(tmp_path / "run").records()] == [1]
     train_vae.main(args)
     assert [r["epoch"] for r in RunDir(tmp_path / "run").records()] == [1, 2]
+
+
+def test_the_weight_average_follows_the_model_at_its_decay():
+    model = torch.nn.Linear(3, 2)
+    avg = WeightAverage(model, decay=0.75)
+    start = model.weight.detach().clone()
+    assert not avg.module.weight.requires_grad and not avg.module.training
+    with torch.no_grad():
+        model.weight.add_(4.0)
+    avg.update(model)
+    torch.testing.assert_close(avg.module.weight, start + 1.0)  # 0.75 * w + 0.25 * (w + 4)
+    avg.update(model)
+    torch.testing.assert_close(avg.module.weight, start + 1.75)
+    # the model itself is untouched and not tied to the copy
+    torch.testing.assert_close(model.weight, start + 4.0)
+
+
+def test_the_warm_up_gives_the_average_a_short_memory_early():
+    model = torch.nn.Linear(2, 2, bias=False)
+    avg = WeightAverage(model, decay=0.999, warmup=True)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    avg.update(model, step=0)  # d = min(0.999, 1/10): mostly the new weights
+    torch.testing.assert_close(avg.module.weight, start + 0.9)
+    late = WeightAverage(model, decay=0.999, warmup=True)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    late.update(model, step=10**6)  # d = 0.999
+    torch.testing.assert_close(late.module.weight, start + 1.0 + 0.001)
+    with pytest.raises(ValueError):
+        WeightAverage(model, decay=1.0)
+
+
+def test_the_weight_average_resumes_from_either_format():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    avg = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2)
+    avg.update(model)
+    again = WeightAverage(model, decay=0.9)
+    again.load_state_dict(avg.state_dict())
+    for a, b in zip(again.module.parameters(), avg.module.parameters()):
+        torch.testing.assert_close(a, b)
+    # run folders written by the VAE trainer when it used torch's AveragedModel
+    old = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9))
+    old.update_parameters(model)
+    again.load_state_dict(old.state_dict())
+    for a, b in zip(again.module.parameters(), model.parameters()):
+        torch.testing.assert_close(a, b)

@@ -1,4 +1,5 @@
-"""What every trainer shares: the run folder (resumable state and progress log) and a time budget.
+"""What every trainer shares: the run folder (resumable state and progress log), a time budget,
+and an exponential moving average of the weights.
 
 A run folder holds ``last.pt`` (model, optimiser and counters; tensors and plain values only,
 read back with ``weights_only=True``) and ``log.jsonl`` (one JSON record per evaluation).
@@ -6,6 +7,7 @@ Rerunning a trainer with the same folder resumes it.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -54,3 +56,40 @@ class Budget:
 
     def announce(self) -> None:
         print(f"stopping after {self.minutes:g} minutes; rerun to resume", flush=True)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights (Polyak averaging), kept in a frozen copy
+    (``.module``) that a trainer evaluates and exports.  Each ``update`` moves the copy a share
+    ``1 - d`` towards the model, with ``d = decay``, or with ``warmup`` ``d = min(decay,
+    (1 + step) / (10 + step))``: a short memory early in training, so the average does not drag
+    the random initial weights along (TensorFlow's ``ExponentialMovingAverage(num_updates)``).
+    Buffers (none in the studio's trained models so far) are copied, not averaged.
+
+    ``state_dict()`` is the copy's own state dict; ``load_state_dict`` also reads the format of
+    ``torch.optim.swa_utils.AveragedModel`` (``module.``-prefixed keys and ``n_averaged``), which
+    the VAE trainer's run folders held before this class."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, warmup: bool = False):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError("decay must be in [0, 1)")
+        self.decay, self.warmup = decay, warmup
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int = 0) -> None:
+        d = min(self.decay, (1 + step) / (10 + step)) if self.warmup else self.decay
+        for pa, pm in zip(self.module.parameters(), model.parameters()):
+            pa.lerp_(pm.detach(), 1 - d)
+        for ba, bm in zip(self.module.buffers(), model.buffers()):
+            ba.copy_(bm)
+
+    def state_dict(self) -> dict:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        if "n_averaged" in state:  # an AveragedModel's state
+            state = {k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"}
+        self.module.load_state_dict(state)

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 from models.hub import from_pretrained, save_pretrained
 from models.vae import ConvVAE, VAEConfig, grid_points, negative_elbo
 
-from .common import Budget, RunDir
+from .common import Budget, RunDir, WeightAverage
 from .data import CLASS_NAMES, load_digits
 
 VAL_SIZE = 5000
@@ -95,8 +95,7 @@ def train(args) -> Path:
         config = model.config
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     # an exponential moving average of the weights, evaluated and exported when --ema is set
-    ema = torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema)) if args.ema else None
+    ema = WeightAverage(model, args.ema) if args.ema else None
     run = RunDir(args.run_dir or f"runs/vae-{args.dataset}{'-tiny' if args.tiny else ''}")
     start, best, steps = 0, math.inf, 0
     if (state := run.resume()) is not None:
@@ -129,7 +128,7 @@ def train(args) -> Path:
             loss.backward()
             opt.step()
             if ema is not None:
-                ema.update_parameters(model)
+                ema.update(model)
             total += loss.item() * len(xb)
             steps += 1
         kept = ema.module if ema is not None else model

@@ -17,7 +17,6 @@ better of the two is exported whenever it improves on the best so far.
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from models.hub import save_pretrained
 from models.wavenet import (SILENCE, WaveNet, WaveNetConfig, bits_per_sample, mu_law_decode,
                             mu_law_encode)
 
-from .common import Budget, RunDir
+from .common import Budget, RunDir, WeightAverage
 from .data import AUDIO_SETS, AudioSet, load_audio
 
 TINY = dict(residual_channels=8, gate_channels=8, skip_channels=8, head_channels=16, cycle=4,
@@ -143,9 +142,7 @@ def train(args) -> Path:
                            sample_rate=data.sample_rate, dataset=AUDIO_SETS[args.data][1])
     model = WaveNet(config)
     data = with_lead_in(data, config.receptive_field)
-    ema = copy.deepcopy(model).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
+    ema = WeightAverage(model, args.ema, warmup=True)  # Polyak averaging, as in the paper
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     run = RunDir(args.run_dir or f"runs/wavenet-{args.data}{'-tiny' if args.tiny else ''}")
     step, best, seen = 0, math.inf, 0
@@ -178,17 +175,14 @@ def train(args) -> Path:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        decay = min(args.ema, (1 + step) / (10 + step))   # short memory early in training
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+        ema.update(model, step)
         step += 1
         seen += args.batch_size * args.window
         running += loss.item()
         running_n += 1
         out_of_time = budget.spent()
         if step % args.eval_every == 0 or step == args.steps or out_of_time:
-            val_ema, val_raw = evaluate(ema, val_x, val_c), evaluate(model, val_x, val_c)
+            val_ema, val_raw = evaluate(ema.module, val_x, val_c), evaluate(model, val_x, val_c)
             val = min(val_ema, val_raw)
             record = dict(step=step, train_bits=running / running_n, val_bits=val,
                           val_bits_ema=val_ema, val_bits_raw=val_raw,
@@ -197,7 +191,7 @@ def train(args) -> Path:
             running, running_n, last_eval = 0.0, 0, time.time()
             if val < best:
                 best = val
-                save_pretrained(ema if val_ema <= val_raw else model, args.out, half=True,
+                save_pretrained(ema.module if val_ema <= val_raw else model, args.out, half=True,
                                 training=dict(step=step, samples_seen=seen, val_bits=val,
                                               weights="EMA" if val_ema <= val_raw else "raw",
                                               batch_size=args.batch_size, window=args.window,
