@@ -236,6 +236,63 @@ def test_voiced_share_tells_a_vowel_from_hiss_and_skips_silence():
     assert voiced_share(np.zeros(100), 16000) == (0, 0.0)
 
 
+def test_frame_kinds_label_silence_hiss_and_voice_where_they_are():
+    from models.audio import SILENT, UNVOICED, VOICED, frame_kinds
+
+    t = np.arange(16000) / 16000
+    vowel = 0.3 * np.sign(np.sin(2 * np.pi * 180 * t))
+    hiss = 0.1 * np.random.default_rng(0).standard_normal(16000)
+    kinds, frame, hop = frame_kinds(np.concatenate([vowel, np.zeros(16000), hiss]), 16000, hop_ms=40)
+    assert (frame, hop) == (640, 640) and len(kinds) == 75
+    assert (kinds[:25] == VOICED).all() and (kinds[25:50] == SILENT).all()
+    assert (kinds[50:] == UNVOICED).all()
+
+
+def test_bits_are_grouped_by_the_kind_of_frame_they_fall_in():
+    from models.audio import SILENT, UNVOICED, VOICED
+    from train.wavenet_card import bits_by_kind
+
+    kinds = np.array([VOICED, UNVOICED, VOICED, SILENT, UNVOICED])
+    bits_at = np.repeat([9.0, 5.0, 2.0, 1.0, 4.0], 10)      # frames of 10 samples, hop 10
+    bits_at[21] = 4.0                                       # frame 2 averages 2.2
+    out = bits_by_kind(bits_at, kinds, frame=10, hop=10, start=10)
+    assert out[VOICED] == [pytest.approx(2.2)]              # frame 0 starts before ``start``
+    assert out[UNVOICED] == [5.0, 4.0] and out[SILENT] == [1.0]
+    # a frame running past the end is left out
+    assert bits_by_kind(bits_at[:45], kinds, 10, 10, 0)[UNVOICED] == [5.0]
+
+
+def test_the_cards_voicing_verdict_follows_its_numbers():
+    from train.wavenet_card import diagnosis_section
+
+    def card(voiced_bits, primed):
+        return diagnosis_section(dict(
+            teacher_forced=dict(silent=dict(frames=10, bits=2.0), unvoiced=dict(frames=50, bits=4.4),
+                                voiced=dict(frames=40, bits=voiced_bits)),
+            clips=10, primed_clips=6, primer_seconds=1.0, seconds=0.5, primed_voiced=primed,
+            primed_frames=200, real_next_voiced=0.45, real_next_frames=250))
+
+    lost = card(3.0, 0.06)
+    assert "| voiced | 40 | 3.00 |" in lost and "**6%**" in lost and "loses the voice" in lost
+    assert "keeps a real voice" in card(3.0, 0.4)
+    assert "does not yet predict voiced frames" in card(4.6, 0.06)
+
+
+def test_the_voicing_diagnosis_runs_on_real_held_out_speech():
+    pytest.importorskip("soundfile")
+    from train.data import data_root
+    from train.wavenet_card import voicing_diagnosis
+
+    if not (data_root() / "audio" / "ljspeech_16k").is_dir():
+        pytest.skip("the project's audio data is not here")
+    d = voicing_diagnosis(tiny().eval(), clips=2, primed=2, seconds=0.1)
+    tf = d["teacher_forced"]
+    assert sum(v["frames"] for v in tf.values()) > 100
+    assert all(v["bits"] is None or 0 < v["bits"] < 12 for v in tf.values())
+    assert d["primed_clips"] == 2 and 0 <= d["primed_voiced"] <= 1
+    assert d["real_next_frames"] > 0 and 0 < d["real_next_voiced"] <= 1
+
+
 # ------------------------------------------------------------------ audio input
 def write(path, audio, rate, subtype="PCM_16"):
     sf.write(path, audio, rate, subtype=subtype)

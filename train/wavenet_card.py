@@ -6,15 +6,17 @@ and histogram baselines, generation speed, generated examples (FLAC + spectrogra
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
-from models.audio import estimate_pitch, figure, voiced_share
+from models.audio import SILENT, UNVOICED, VOICED, estimate_pitch, figure, frame_kinds, voiced_share
 from models.fastwavenet import FastWaveNet
 from models.hub import from_pretrained
 from models.wavenet import WaveNet, mu_law_decode
@@ -73,6 +75,57 @@ def voicing(model: WaveNet, seeds=range(6), seconds: float = EXAMPLE_SECONDS) ->
         int(seconds * rate), 1.0, generator=torch.Generator().manual_seed(seed))) for seed in seeds)
     return dict(real_frames=real[0], real_voiced=real[1], generated_frames=made[0],
                 generated_voiced=made[1], generated_clips=len(seeds), seconds=seconds)
+
+
+def bits_by_kind(bits_at: np.ndarray, kinds: np.ndarray, frame: int, hop: int,
+                 start: int) -> dict[int, list[float]]:
+    """Mean bits per sample inside each frame (``bits_at[t]``: the bits of sample t given the
+    real past; frame i covers samples ``i * hop`` to ``i * hop + frame``), grouped by the frame's
+    kind (:func:`models.audio.frame_kinds`); frames starting before ``start`` are left out."""
+    out: dict[int, list[float]] = {SILENT: [], UNVOICED: [], VOICED: []}
+    for i, kind in enumerate(kinds):
+        s = i * hop
+        if s >= start and s + frame <= len(bits_at):
+            out[int(kind)].append(float(bits_at[s:s + frame].mean()))
+    return out
+
+
+@torch.no_grad()
+def voicing_diagnosis(model: WaveNet, clips: int = 10, primed: int = 6,
+                      primer_seconds: float = 1.0, seconds: float = 0.5) -> dict:
+    """Where the voice is lost.  Teacher forcing: on held-out clips the model reads the real
+    past; its bits per sample inside silent, unvoiced and voiced 40 ms frames.  Free running:
+    the voiced share of the first ``seconds`` WaveNet writes after ``primer_seconds`` of a real
+    held-out clip (temperature 1), against the real clip's own next ``seconds``."""
+    rate, rf = model.config.sample_rate, model.config.receptive_field
+    val = load_audio("speech").val
+    groups: dict[int, list[float]] = {SILENT: [], UNVOICED: [], VOICED: []}
+    for clip in val[:clips]:
+        codes = torch.from_numpy(clip.astype(np.int64))[None]
+        logits = model(codes).float()
+        bits = F.cross_entropy(logits[..., :-1], codes[:, 1:], reduction="none")[0] / math.log(2)
+        bits_at = np.concatenate([[np.nan], bits.numpy()])   # bits_at[t]: sample t given its past
+        kinds, frame, hop = frame_kinds(mu_law_decode(clip.astype(np.int64)), rate, hop_ms=40)
+        for kind, values in bits_by_kind(bits_at, kinds, frame, hop, start=rf).items():
+            groups[kind] += values
+    p0, n = int(primer_seconds * rate), int(seconds * rate)
+    made, real = [], []
+    for k, clip in enumerate([c for c in val if len(c) >= p0 + n][:primed]):
+        codes = FastWaveNet(model, None).generate(n, 1.0, primer=clip[:p0].astype(np.int64),
+                                                  generator=torch.Generator().manual_seed(k))
+        made.append(voiced_share(mu_law_decode(codes), rate))
+        real.append(voiced_share(mu_law_decode(clip[p0:p0 + n].astype(np.int64)), rate))
+
+    def pooled(counts):
+        frames = sum(c for c, _ in counts)
+        return frames, sum(c * v for c, v in counts) / max(frames, 1)
+
+    names = {SILENT: "silent", UNVOICED: "unvoiced", VOICED: "voiced"}
+    return dict(teacher_forced={names[k]: dict(frames=len(v), bits=float(np.mean(v)) if v else None)
+                                for k, v in groups.items()},
+                clips=min(clips, len(val)), primed_clips=len(made), primer_seconds=primer_seconds,
+                seconds=seconds, primed_voiced=pooled(made)[1], primed_frames=pooled(made)[0],
+                real_next_voiced=pooled(real)[1], real_next_frames=pooled(real)[0])
 
 
 def pitch_accuracy(model: WaveNet, pitches=range(21, 109), seed: int = 0,
@@ -197,6 +250,39 @@ def curve_rows(log: list[dict], rows: int = 12) -> list[dict]:
     return picked
 
 
+def diagnosis_section(d: dict) -> str:
+    """The card's account of :func:`voicing_diagnosis`; its conclusion follows the numbers."""
+    tf = d["teacher_forced"]
+    rows = "\n".join(f"| {kind} | {tf[kind]['frames']:,} | "
+                     f"{'-' if tf[kind]['bits'] is None else format(tf[kind]['bits'], '.2f')} |"
+                     for kind in ("silent", "unvoiced", "voiced"))
+    voiced, unvoiced = tf["voiced"]["bits"], tf["unvoiced"]["bits"]
+    reads_voice = voiced is not None and unvoiced is not None and voiced < unvoiced
+    keeps_voice = d["primed_voiced"] >= 0.5 * d["real_next_voiced"]
+    if reads_voice and not keeps_voice:
+        verdict = ("It predicts voiced speech better than hiss while it reads the real past, yet "
+                   "loses the voice within a few pitch periods once it reads its own samples: "
+                   "each draw strays a little from a periodic waveform, and the model's grip on "
+                   "the pitch period is too weak to pull the next samples back.")
+    elif keeps_voice:
+        verdict = "It keeps a real voice going once it is given one."
+    else:
+        verdict = "It does not yet predict voiced frames better than hiss."
+    return f"""
+**Where the voice is lost.** Reading the real past (teacher forcing) on {d['clips']} held-out
+clips, bits per sample inside 40 ms frames of each kind:
+
+| frames | count | bits per sample |
+|---|---|---|
+{rows}
+
+Continuing a real voice: after {d['primer_seconds']:g} s of each of {d['primed_clips']} held-out
+clips, **{100 * d['primed_voiced']:.0f}%** of the audible frames of the first {d['seconds']:g} s
+WaveNet writes are voiced (the recordings' own next {d['seconds']:g} s: {100 * d['real_next_voiced']:.0f}%).
+{verdict}
+"""
+
+
 def write_card(out: Path, data_name: str) -> None:
     model = from_pretrained(WaveNet, out)
     c = model.config
@@ -219,6 +305,7 @@ def write_card(out: Path, data_name: str) -> None:
     extra = ""
     if data_name == "speech":
         v = metrics["voicing"] = voicing(model)
+        metrics["voicing_diagnosis"] = voicing_diagnosis(model)
         extra = f"""
 ## Is it voiced?
 
@@ -230,7 +317,7 @@ pitch, and their harmonics carry the formants. Share of audible 40 ms frames tha
 |---|---|---|
 | real held-out speech, through the same 8-bit mu-law | {v['real_frames']:,} | {100 * v['real_voiced']:.1f}% |
 | **this WaveNet**, {v['generated_clips']} x {v['seconds']:g} s from silence, temperature 1 | {v['generated_frames']:,} | **{100 * v['generated_voiced']:.1f}%** |
-"""
+{diagnosis_section(metrics["voicing_diagnosis"])}"""
     if data_name == "notes":
         pitch = metrics["pitch"] = pitch_accuracy(model)
         pitch_figure(pitch, out / "samples" / "pitch.png")
