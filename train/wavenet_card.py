@@ -261,9 +261,10 @@ def diagnosis_section(d: dict) -> str:
     keeps_voice = d["primed_voiced"] >= 0.5 * d["real_next_voiced"]
     if reads_voice and not keeps_voice:
         verdict = ("It predicts voiced speech better than hiss while it reads the real past, yet "
-                   "loses the voice within a few pitch periods once it reads its own samples: "
-                   "each draw strays a little from a periodic waveform, and the model's grip on "
-                   "the pitch period is too weak to pull the next samples back.")
+                   f"the first {d['seconds']:g} s it writes after a real voice are mostly "
+                   "unvoiced: once it reads its own samples, each draw strays a little from a "
+                   "periodic waveform, and its hold on the pitch period is, it seems, too weak "
+                   "to pull the next samples back.")
     elif keeps_voice:
         verdict = "It keeps a real voice going once it is given one."
     else:
