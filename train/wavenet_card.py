@@ -59,20 +59,22 @@ def speed(model: WaveNet, cls) -> float:
     return 32000 / (time.perf_counter() - t)
 
 
+def pooled_voicing(clips, rate: int) -> tuple[int, float]:
+    """(audible frames, voiced share) over several recordings together (:func:`voiced_share`)."""
+    counts = [voiced_share(c, rate) for c in clips]
+    frames = sum(n for n, _ in counts)
+    return frames, sum(n * v for n, v in counts) / max(frames, 1)
+
+
 def voicing(model: WaveNet, seeds=range(6), seconds: float = EXAMPLE_SECONDS) -> dict:
     """Voiced share (:func:`models.audio.voiced_share`) of the real held-out speech, through the
     same 8-bit mu-law, against WaveNet's speech from silence at temperature 1: voiced frames are
     where formants show as harmonics."""
     rate = model.config.sample_rate
-
-    def pooled(clips):
-        counts = [voiced_share(c, rate) for c in clips]
-        frames = sum(n for n, _ in counts)
-        return frames, sum(n * v for n, v in counts) / max(frames, 1)
-
-    real = pooled(mu_law_decode(c.astype(np.int64)) for c in load_audio("speech").val)
-    made = pooled(mu_law_decode(FastWaveNet(model, None).generate(
-        int(seconds * rate), 1.0, generator=torch.Generator().manual_seed(seed))) for seed in seeds)
+    real = pooled_voicing((mu_law_decode(c.astype(np.int64)) for c in load_audio("speech").val), rate)
+    made = pooled_voicing((mu_law_decode(FastWaveNet(model, None).generate(
+        int(seconds * rate), 1.0, generator=torch.Generator().manual_seed(seed))) for seed in seeds),
+        rate)
     return dict(real_frames=real[0], real_voiced=real[1], generated_frames=made[0],
                 generated_voiced=made[1], generated_clips=len(seeds), seconds=seconds)
 
@@ -113,19 +115,17 @@ def voicing_diagnosis(model: WaveNet, clips: int = 10, primed: int = 6,
     for k, clip in enumerate([c for c in val if len(c) >= p0 + n][:primed]):
         codes = FastWaveNet(model, None).generate(n, 1.0, primer=clip[:p0].astype(np.int64),
                                                   generator=torch.Generator().manual_seed(k))
-        made.append(voiced_share(mu_law_decode(codes), rate))
-        real.append(voiced_share(mu_law_decode(clip[p0:p0 + n].astype(np.int64)), rate))
-
-    def pooled(counts):
-        frames = sum(c for c, _ in counts)
-        return frames, sum(c * v for c, v in counts) / max(frames, 1)
+        made.append(mu_law_decode(codes))
+        real.append(mu_law_decode(clip[p0:p0 + n].astype(np.int64)))
+    (made_frames, made_voiced), (real_frames, real_voiced) = (pooled_voicing(made, rate),
+                                                              pooled_voicing(real, rate))
 
     names = {SILENT: "silent", UNVOICED: "unvoiced", VOICED: "voiced"}
     return dict(teacher_forced={names[k]: dict(frames=len(v), bits=float(np.mean(v)) if v else None)
                                 for k, v in groups.items()},
                 clips=min(clips, len(val)), primed_clips=len(made), primer_seconds=primer_seconds,
-                seconds=seconds, primed_voiced=pooled(made)[1], primed_frames=pooled(made)[0],
-                real_next_voiced=pooled(real)[1], real_next_frames=pooled(real)[0])
+                seconds=seconds, primed_voiced=made_voiced, primed_frames=made_frames,
+                real_next_voiced=real_voiced, real_next_frames=real_frames)
 
 
 def pitch_accuracy(model: WaveNet, pitches=range(21, 109), seed: int = 0,
