@@ -13,9 +13,13 @@ What makes it faster and better than the classic implementations:
 
 * VGG19 runs only up to the deepest layer a loss needs;
 * style Grams and content features are computed once per scale, never inside the step;
-* bfloat16 convolutions where the hardware does them natively (1.6-1.9x per evaluation on this
-  CPU), with the Grams and losses kept in fp32 so L-BFGS sees the same objective; a Gram
-  backward with one matrix product instead of autograd's two and an add;
+* bfloat16 convolutions where the hardware does them natively, with channels-last weights
+  (together 2.0-2.2x per evaluation on this CPU's two threads, 2.5x on one); the Grams and
+  losses stay fp32 so L-BFGS sees the same objective; a Gram backward with one matrix product
+  instead of autograd's two and an add;
+* the optimisation starts from the content photo recoloured to the style's palette (its pixel
+  mean and covariance), so no evaluations go to moving the colours (one measured run at 384 px:
+  the tutorial's 300-evaluation loss after 241 evaluations instead of 331 from the photo);
 * coarse-to-fine: most iterations run at a fraction of the size, each stage starts from the
   upsampled result of the previous one (structure first, then detail);
 * several style images blend by mixing their Gram targets (jcjohnson/neural-style);
@@ -39,6 +43,7 @@ from .runtime import fast_bf16
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu3_2", "relu4_2", "relu5_2")
+INITS = ("recolor", "content", "noise")
 
 # RGB <-> YIQ (NTSC), for luminance-only transfer
 _RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
@@ -48,14 +53,14 @@ _YIQ2RGB = torch.linalg.inv(_RGB2YIQ)
 @dataclass
 class StyleSettings:
     size: int = 512                       # longest side of the result
-    steps: int = 60                       # evaluations at the first stage (see schedule)
+    steps: int = 100                      # evaluations at the first stage (see schedule)
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 1.0
     content_layer: str = "relu4_2"
     style_layers: tuple[str, ...] = STYLE_LAYERS
     optimizer: str = "lbfgs"              # or "adam"
-    init: str = "content"                 # or "noise"
+    init: str = "recolor"                 # the content in the style's colours; "content"; "noise"
     preserve_color: str = "none"          # "luminance" or "histogram"
     coarse_to_fine: bool = True
     style_scale: float = 1.0              # style image size relative to the result
@@ -74,8 +79,8 @@ class StyleSettings:
             raise ValueError("loss weights must not be negative")
         if self.size < 64 or self.steps < 1:
             raise ValueError("size must be at least 64 px and steps at least 1")
-        if self.optimizer not in ("lbfgs", "adam") or self.init not in ("content", "noise"):
-            raise ValueError("optimizer is lbfgs or adam; init is content or noise")
+        if self.optimizer not in ("lbfgs", "adam") or self.init not in INITS:
+            raise ValueError("optimizer is lbfgs or adam; init is recolor, content or noise")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError("precision is auto, bf16 or fp32")
         if self.preserve_color not in ("none", "luminance", "histogram"):
@@ -150,8 +155,8 @@ def tv_loss(img: torch.Tensor) -> torch.Tensor:
 class StyleLoss:
     """Targets computed once for one size; ``__call__`` is the whole objective.
 
-    With ``low_precision`` VGG runs under bfloat16 autocast (1.6-1.9x faster on a CPU with native
-    bf16) while the targets, the Gram matrices and the losses stay fp32: Grams in bf16 lose the
+    With ``low_precision`` VGG runs under bfloat16 autocast (with the pipeline's channels-last
+    weights 2.0-2.2x faster per evaluation than fp32 on this CPU's two threads) while the targets, the Gram matrices and the losses stay fp32: Grams in bf16 lose the
     small differences L-BFGS needs late in the run; the convolutions' rounding does not
     (measured: the same loss per evaluation as fp32)."""
 
@@ -208,24 +213,39 @@ def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Ten
     return ((style_y - mu_s) / sd_s * content_y.std() + content_y.mean()).clamp(0, 1)
 
 
-def match_colors(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """Affine colour transfer: the style's pixel colours get the content's mean and covariance
-    (symmetric matrix square roots, as in Gatys et al. 2016's colour histogram matching)."""
-    def stats(img):
-        x = img[0].reshape(3, -1)
-        mu = x.mean(1, keepdim=True)
-        cov = torch.cov(x) + 1e-5 * torch.eye(3, dtype=x.dtype, device=x.device)
-        return x, mu, cov
+def color_stats(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (3, 1) and covariance (3, 3) of an image's pixel colours."""
+    x = img[0].reshape(3, -1)
+    return x.mean(1, keepdim=True), torch.cov(x) + 1e-5 * torch.eye(3, dtype=x.dtype, device=x.device)
 
+
+def blend_stats(images: Sequence[torch.Tensor], weights: Sequence[float]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour mean and covariance of the weighted mixture of several images' pixels."""
+    total = float(sum(weights))
+    stats = [(w / total, *color_stats(im)) for im, w in zip(images, weights)]
+    mu = sum(w * m for w, m, _ in stats)
+    second = sum(w * (c + m @ m.T) for w, m, c in stats)
+    return mu, second - mu @ mu.T
+
+
+def recolor(img: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """Affine colour transfer: ``img``'s pixel colours get mean ``mu`` and covariance ``cov``
+    (symmetric matrix square roots, as in Gatys et al. 2016's colour histogram matching)."""
     def sqrtm(m, inverse=False):
         vals, vecs = torch.linalg.eigh(m)
         vals = vals.clamp_min(1e-8).sqrt()
         return vecs @ torch.diag(1 / vals if inverse else vals) @ vecs.T
 
-    xs, mu_s, cov_s = stats(style)
-    _, mu_c, cov_c = stats(content)
-    out = sqrtm(cov_c) @ sqrtm(cov_s, inverse=True) @ (xs - mu_s) + mu_c
-    return out.reshape_as(style[0])[None].clamp(0, 1)
+    mu_i, cov_i = color_stats(img)
+    x = img[0].reshape(3, -1)
+    out = sqrtm(cov) @ sqrtm(cov_i, inverse=True) @ (x - mu_i) + mu
+    return out.reshape_as(img[0])[None].clamp(0, 1)
+
+
+def match_colors(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The style image recoloured to the content's palette (colour preservation)."""
+    return recolor(style, *color_stats(content))
 
 
 # -- the pipeline ----------------------------------------------------------------------------------
@@ -265,7 +285,10 @@ def schedule(size: int, steps: int, coarse_to_fine: bool) -> list[tuple[int, int
 
 class StylePipeline:
     def __init__(self, vgg: VGG19):
-        self.vgg = vgg
+        # channels-last weights: oneDNN's bf16 convolutions then skip two layout copies of every
+        # activation (0.96 -> 0.51 s per evaluation at 384 px on one thread); fp32 is unchanged.
+        # The image itself stays NCHW-contiguous, as L-BFGS flattens it with view().
+        self.vgg = vgg.to(memory_format=torch.channels_last)
         self.device = next(vgg.parameters()).device
 
     def stream(self, content: np.ndarray, styles: Sequence[np.ndarray],
@@ -305,6 +328,8 @@ class StylePipeline:
             if img is None:
                 if s.init == "noise":
                     img = torch.rand(target_content.shape, generator=gen).to(self.device)
+                elif s.init == "recolor":
+                    img = recolor(target_content, *blend_stats(styles_now, blend))
                 else:
                     img = target_content.clone()
             else:

@@ -25,7 +25,7 @@ EXAMPLES = [
     [str(SKIMAGE / "coffee.png"), str(MPL / "Minduka_Present_Blue_Pack.png")],
 ]
 OPTIMIZERS = {"L-BFGS (fast convergence)": "lbfgs", "Adam (smoother progress)": "adam"}
-INITS = {"content image": "content", "noise": "noise"}
+INITS = {"content in the style's colours": "recolor", "content image": "content", "noise": "noise"}
 COLOURS = {"off": "none", "luminance only (keep content colours)": "luminance",
            "match style colours to the content": "histogram"}
 BASE_STYLE_WEIGHT = 10.0
@@ -35,8 +35,9 @@ PIPELINE = Lazy("VGG19", lambda report: StylePipeline(
 
 EXPLAIN = """
 **How it works** (Gatys et al., 2015). VGG19 looks at three images: the content photo, the
-style image and the picture being made, which starts as the photo (or noise). An optimiser then
-changes the picture's pixels to lower three losses:
+style image and the picture being made, which starts as the photo recoloured to the style's
+palette (or the plain photo, or noise). An optimiser then changes the picture's pixels to lower
+three losses:
 
 * **Content loss**: the picture's deep features (what is where) should match the photo's.
 * **Style loss**: the *Gram matrices* of five layers (which features fire together, wherever
@@ -141,7 +142,7 @@ def build() -> None:
                     strength = gr.Slider(0, 10, value=5, step=0.5, label="Style strength",
                                          info="0 = mostly photo, 10 = mostly style")
                 with gr.Row():
-                    iterations = gr.Slider(5, 500, value=60, step=5, label="Iterations",
+                    iterations = gr.Slider(5, 500, value=100, step=5, label="Iterations",
                                            info="at the first stage; each finer stage gets half")
                     seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
                                      label="Seed", info="for the noise start")
@@ -150,7 +151,9 @@ def build() -> None:
                     with gr.Row():
                         optimizer = gr.Radio(list(OPTIMIZERS), value=list(OPTIMIZERS)[0],
                                              label="Optimiser")
-                        init = gr.Radio(list(INITS), value="content image", label="Start from")
+                        init = gr.Radio(list(INITS), value=list(INITS)[0], label="Start from",
+                                        info="the photo recoloured to the style's palette "
+                                             "converges fastest")
                     coarse = gr.Checkbox(value=True, label="Coarse-to-fine (quarter, half, full size)")
                     with gr.Row():
                         content_weight = gr.Number(1.0, minimum=0, label="Content weight")

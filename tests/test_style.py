@@ -6,8 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from models.style import (StylePipeline, StyleSettings, gram, match_colors, rgb_to_yiq, schedule,
-                          to_tensor, tv_loss, yiq_to_rgb)
+from models.style import (StylePipeline, StyleSettings, blend_stats, color_stats, gram,
+                          match_colors, recolor, rgb_to_yiq, schedule, to_tensor, tv_loss,
+                          yiq_to_rgb)
 from tests.conftest import skimage_photo
 
 
@@ -45,6 +46,36 @@ def test_yiq_round_trip_and_colour_matching():
     mean = lambda t: t[0].reshape(3, -1).mean(1)  # noqa: E731
     torch.testing.assert_close(mean(matched), mean(content), atol=0.03, rtol=0)
     assert (mean(style) - mean(content)).abs().max() > 0.05  # they did differ before
+
+
+def test_recolor_gives_the_target_palette():
+    # the start image: the content's pixels moved to the style's colour mean and covariance
+    source = to_tensor(skimage_photo("astronaut"), "cpu")
+    target = to_tensor(skimage_photo("coffee"), "cpu")
+    mu, cov = color_stats(target)
+    out_mu, out_cov = color_stats(recolor(source, mu, cov))
+    torch.testing.assert_close(out_mu, mu, atol=0.02, rtol=0)
+    torch.testing.assert_close(out_cov, cov, atol=0.1 * cov.abs().max().item(), rtol=0)
+    assert (color_stats(source)[0] - mu).abs().max() > 0.05  # they did differ before
+
+
+def test_blend_stats_are_the_stats_of_the_pooled_pixels():
+    a, b = torch.rand(1, 3, 40, 30), torch.rand(1, 3, 40, 30) ** 3
+    pooled = torch.cat([a, b], dim=-1)           # equal pixel counts: equal weights
+    for got, want in zip(blend_stats([a, b], [2.0, 2.0]), color_stats(pooled)):
+        torch.testing.assert_close(got, want, atol=2e-4, rtol=0)
+    for got, want in zip(blend_stats([a, b], [1.0, 0.0]), color_stats(a)):
+        torch.testing.assert_close(got, want)
+
+
+def test_the_recoloured_start_is_nearer_the_style(pipe):
+    # the default start spends no evaluations on colour: its first loss is already lower than
+    # the plain photo's, and it still ends lower after the same number of evaluations
+    runs = {init: pipe(small("astronaut"), [small("coffee")],
+                       StyleSettings(size=96, steps=10, coarse_to_fine=False, init=init)).losses
+            for init in ("recolor", "content")}
+    assert runs["recolor"][0] < 0.8 * runs["content"][0]
+    assert runs["recolor"][-1] < runs["content"][-1]
 
 
 def test_schedule_is_coarse_to_fine():
@@ -144,7 +175,7 @@ def test_blending_two_styles_mixes_their_grams(pipe):
                                  dict(size=10), dict(steps=0), dict(optimizer="sgd"),
                                  dict(preserve_color="sepia"), dict(style_blend=(0.0,)),
                                  dict(style_blend=(1.0, 1.0)), dict(style_scale=10.0),
-                                 dict(precision="fp16")])
+                                 dict(precision="fp16"), dict(init="photo")])
 def test_bad_settings_are_refused(pipe, bad):
     with pytest.raises(ValueError):
         next(pipe.stream(small("rocket", 64), [small("coffee", 64)], StyleSettings(**bad)))
