@@ -7,18 +7,22 @@ weights), so the two final losses compare. Ours: VGG truncated at the deepest ne
 targets once, bfloat16 convolutions on channels-last weights with fp32 Grams and losses, a
 one-product Gram backward, and the start from the content recoloured to the style's palette.
 Both are judged on the image they deliver (8-bit, as the tab shows it) by the reference's own
-fp32 loss; our checks (after every evaluation) are not counted in our time.
-(Measured and left out, on one thread at 384 px, evaluations until the reference's final loss:
-coarse-to-fine, 192 then 384 px: 311 full-size equivalents against 241 at one scale (the
-upsampled coarse result starts at a loss of 2.5; adding the content's fine detail back on
-upsampling: 371; three scales: not reached in 450); a Laplacian-pyramid parameterisation of the
-pixels (not reached in 300); no clamping in the closure (not reached in 400, and out-of-range
-pixels cost the delivered image); L-BFGS history 200 instead of 100 (242); a strong-Wolfe line
-search or scipy's bounded L-BFGS-B, no better per evaluation.)
+fp32 loss; our checks (after each evaluation once our own loss is within 1% of the target) are not
+counted in our time. Measured on the tab's four examples; the median speed-up is the figure.
+Read each pair's row too: where the reference's image loses much to 8-bit rounding (coffee +
+Minduka: 1.681 before, 1.762 after), ours reaches that 8-bit loss early.
+(Measured and left out, on one thread at 384 px on the first pair, evaluations until the
+reference's final loss: coarse-to-fine, 192 then 384 px: 311 full-size equivalents against 241
+at one scale (the upsampled coarse result starts at a loss of 2.5; adding the content's fine
+detail back on upsampling: 371; three scales: not reached in 450); a Laplacian-pyramid
+parameterisation of the pixels (not reached in 300); no clamping in the closure (not reached in
+400, and out-of-range pixels cost the delivered image); L-BFGS history 200 instead of 100 (242);
+a strong-Wolfe line search or scipy's bounded L-BFGS-B, no better per evaluation.)
 """
 from __future__ import annotations
 
 import resource
+import statistics
 import time
 from pathlib import Path
 
@@ -32,9 +36,13 @@ from PIL import Image
 from models.backbones import load_vgg19
 from models.style import (StylePipeline, StyleSettings, fit, gram, resize, schedule, to_tensor,
                           to_uint8, tv_loss)
+from tabs.style import EXAMPLES
 
 CONTENT = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 STYLE = Path(skimage.__file__).parent / "data" / "ihc.png"
+# the speed-up is measured on the tab's four examples (this pair first): one pair's figure is
+# noisy, as L-BFGS runs that differ only in rounding drift apart late in the run
+PAIRS = [(CONTENT, STYLE), *((Path(c), Path(s)) for c, s in EXAMPLES[1:])]
 
 
 def load(path) -> np.ndarray:
@@ -95,12 +103,35 @@ def ours_until(pipe, content, style, s: StyleSettings, target: float, loss_of):
     for update in pipe.stream(content, [style], s, every=1):
         spent += time.perf_counter() - t
         evals = len(update.losses)
+        if update.loss > 1.01 * target and not update.done:  # the 8-bit image is no better
+            t = time.perf_counter()
+            continue
         with torch.no_grad():
             checked = loss_of(to_tensor(update.image, "cpu")).item()
         if checked <= target:
             return spent, evals, checked, spent
         t = time.perf_counter()
     return None, evals, checked, spent
+
+
+def against_reference(pipe, vgg_full, content, style, name: str):
+    """The reference and ours on one pair at 384 px: (table rows, speed-up or 0 if not reached)."""
+    start, loss_of = reference_objective(vgg_full, content, style, StyleSettings(size=384))
+    ref_final, ref_s, ref_img = reference(start, loss_of)
+    with torch.no_grad():  # both sides are judged on the 8-bit image they deliver
+        ref_loss = loss_of(to_tensor(to_uint8(ref_img), "cpu")).item()
+    rows = [("style", f"reference at 384 px, {name} (tutorial: 1 scale, full VGG19, L-BFGS 300)",
+             f"{ref_s:.0f} s", f"final loss {ref_final:.4f}; of its 8-bit image {ref_loss:.4f}")]
+    ours = StyleSettings(size=384, steps=600, coarse_to_fine=False)
+    reached, evals, checked, spent = ours_until(pipe, content, style, ours, ref_loss, loss_of)
+    if reached:
+        rows.append(("style", f"ours at 384 px, {name}: time to the reference's final loss",
+                     f"{reached:.0f} s", f"{ref_s / reached:.2f}x faster; "
+                     f"{evals} evaluations, delivered image's loss {checked:.4f}"))
+        return rows, ref_s / reached
+    rows.append(("style", f"ours at 384 px, {name}: reference loss NOT reached", f"{spent:.0f} s",
+                 f"after {evals} evaluations: {checked:.4f} vs {ref_loss:.4f}"))
+    return rows, 0.0
 
 
 def per_eval(pipe, content, style, side, precision, evals=10) -> float:
@@ -126,23 +157,15 @@ def run() -> list[tuple[str, str, str, str]]:
         full = per_eval(pipe, content, style, side, "fp32")
         rows.append(("style", f"s/iteration at {side} px (one L-BFGS evaluation)", f"{fast:.2f} s",
                      f"{low} channels-last convolutions (fp32: {full:.2f} s); peak RSS so far {peak_mb():.0f} MB"))
-    ref_settings = StyleSettings(size=384)
     vgg_full = load_vgg19("relu5_4")
-    start, loss_of = reference_objective(vgg_full, content, style, ref_settings)
-    ref_final, ref_s, ref_img = reference(start, loss_of)
-    with torch.no_grad():  # both sides are judged on the 8-bit image they deliver
-        ref_loss = loss_of(to_tensor(to_uint8(ref_img), "cpu")).item()
-    rows.append(("style", "reference at 384 px (tutorial: 1 scale, full VGG19, L-BFGS 300)",
-                 f"{ref_s:.0f} s", f"final loss {ref_final:.4f}; of its 8-bit image {ref_loss:.4f}"))
-    ours = StyleSettings(size=384, steps=600, coarse_to_fine=False)
-    reached, evals, checked, spent = ours_until(pipe, content, style, ours, ref_loss, loss_of)
-    if reached:
-        rows.append(("style", "ours at 384 px: time to the reference's final loss",
-                     f"{reached:.0f} s", f"{ref_s / reached:.2f}x faster (goal >= 3x); "
-                     f"{evals} evaluations, delivered image's loss {checked:.4f}"))
-    else:
-        rows.append(("style", "ours at 384 px: reference loss NOT reached", f"{spent:.0f} s",
-                     f"after {evals} evaluations: {checked:.4f} vs {ref_loss:.4f}"))
+    ratios = []
+    for content_path, style_path in PAIRS:
+        pair_rows, ratio = against_reference(pipe, vgg_full, load(content_path), load(style_path),
+                                             f"{Path(content_path).stem} + {Path(style_path).stem}")
+        rows += pair_rows
+        ratios.append(ratio)
+    rows.append(("style", f"ours at 384 px: median speed-up over the {len(PAIRS)} pairs",
+                 f"{statistics.median(ratios):.2f}x", "goal >= 3x; a pair not reached counts as 0"))
     default = StyleSettings()
     t = time.perf_counter()
     first = None

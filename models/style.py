@@ -156,9 +156,10 @@ class StyleLoss:
     """Targets computed once for one size; ``__call__`` is the whole objective.
 
     With ``low_precision`` VGG runs under bfloat16 autocast (with the pipeline's channels-last
-    weights 2.0-2.2x faster per evaluation than fp32 on this CPU's two threads) while the targets, the Gram matrices and the losses stay fp32: Grams in bf16 lose the
-    small differences L-BFGS needs late in the run; the convolutions' rounding does not
-    (measured: the same loss per evaluation as fp32)."""
+    weights 2.0-2.2x faster per evaluation than fp32 on this CPU's two threads) while the
+    targets, the Gram matrices and the losses stay fp32: Grams in bf16 lose the small
+    differences L-BFGS needs late in the run; the convolutions' rounding does not (measured: the
+    same loss per evaluation as fp32)."""
 
     def __init__(self, vgg: VGG19, content: torch.Tensor, styles: Sequence[torch.Tensor],
                  blend: Sequence[float], s: StyleSettings, low_precision: bool = False):
@@ -216,7 +217,8 @@ def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Ten
 def color_stats(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean (3, 1) and covariance (3, 3) of an image's pixel colours."""
     x = img[0].reshape(3, -1)
-    return x.mean(1, keepdim=True), torch.cov(x) + 1e-5 * torch.eye(3, dtype=x.dtype, device=x.device)
+    ridge = 1e-5 * torch.eye(3, dtype=x.dtype, device=x.device)
+    return x.mean(1, keepdim=True), torch.cov(x) + ridge
 
 
 def blend_stats(images: Sequence[torch.Tensor], weights: Sequence[float]
@@ -287,7 +289,8 @@ class StylePipeline:
     def __init__(self, vgg: VGG19):
         # channels-last weights: oneDNN's bf16 convolutions then skip two layout copies of every
         # activation (0.96 -> 0.51 s per evaluation at 384 px on one thread); fp32 is unchanged.
-        # The image itself stays NCHW-contiguous, as L-BFGS flattens it with view().
+        # The image itself stays NCHW-contiguous, as L-BFGS flattens it with view(). (Module.to
+        # works in place: the VGG passed in is converted, not copied.)
         self.vgg = vgg.to(memory_format=torch.channels_last)
         self.device = next(vgg.parameters()).device
 
