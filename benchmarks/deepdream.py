@@ -53,11 +53,13 @@ def run() -> list[tuple[str, str, str, str]]:
     s = DreamSettings()
     img512 = photo(512)
     fast = seconds_per_step(pipe, img512, s)
+    fp32 = seconds_per_step(pipe, img512, DreamSettings(precision="fp32"))
     slow = seconds_per_step(full, img512, s)
     first512, total512 = end_to_end(pipe, img512, s)
     first1k, total1k = end_to_end(pipe, photo(1024), s)
     return [
-        ("deepdream", "s/step at 512 px, default preset (up to mixed7)", f"{fast:.2f} s", ""),
+        ("deepdream", "s/step at 512 px, default preset (up to mixed7)", f"{fast:.2f} s",
+         f"{'bf16' if pipe.low_precision(s) else 'fp32'} convolutions (fp32: {fp32:.2f} s)"),
         ("deepdream", "s/step at 512 px, full network every step", f"{slow:.2f} s",
          f"truncation speed-up {slow / fast:.2f}x"),
         ("deepdream", "defaults at 512 px (3 octaves x 20 steps): first image", f"{first512:.1f} s",

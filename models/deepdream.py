@@ -9,7 +9,8 @@ octaves at scale 1.4, 20 steps per octave of size 20 on L2-normalised gradients,
 * large images are processed in tiles whose grid is shifted at random every step, so 1,024 px
   and more fit in memory and the seams never sit still (TF tutorial);
 * the detail lost by downscaling is put back before each octave (Caffe notebook);
-* the network only runs as deep as the deepest chosen layer, with channels-last convolutions.
+* the network only runs as deep as the deepest chosen layer, with channels-last convolutions,
+  in bfloat16 where the hardware does them natively (the loss in fp32).
 
 Step size keeps the chapter's unit, an L2 step on the image in Inception's [-1, 1] range, but is
 defined at Inception's native 299x299 so that it means the same per pixel at every size
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import INCEPTION_LAYERS, InceptionV3
+from .runtime import fast_bf16
 
 NATIVE_ELEMENTS = 3 * 299 * 299
 MIN_SIDE = 80  # Inception-v3 needs at least 75 px; a little margin for the border crop
@@ -56,6 +58,8 @@ class DreamSettings:
     tile_size: int = 512            # gradients are computed on tiles no larger than this
     border: int = 2                 # activation border left out of the loss (chapter)
     channel: int | None = None      # dream one channel of the (single) chosen layer
+    precision: str = "auto"         # the network's convolutions: "bf16", "fp32", or "auto" = bf16
+                                    # where the hardware does it natively (the loss: fp32)
 
     def validate(self) -> None:
         if not self.layers:
@@ -78,6 +82,8 @@ class DreamSettings:
             raise ValueError(f"jitter must be >= 0 and tile size >= {2 * MIN_SIDE}")
         if self.channel is not None and len(self.layers) != 1:
             raise ValueError("channel dreaming works on exactly one layer")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError("precision is auto, bf16 or fp32")
 
 
 @dataclass
@@ -142,11 +148,17 @@ class DeepDreamPipeline:
         self.device = next(model.parameters()).device
 
     # -- objective ----------------------------------------------------------------------------
+    def low_precision(self, s: DreamSettings) -> bool:
+        return s.precision == "bf16" or (s.precision == "auto" and fast_bf16(self.device))
+
     def objective(self, img01: torch.Tensor, s: DreamSettings) -> torch.Tensor:
-        acts = self.model(img01.contiguous(memory_format=torch.channels_last), list(s.layers))
+        # bf16 convolutions halve a step on a CPU with bf16 units (512 px: 0.33 -> 0.16 s); the
+        # activations are squared and averaged in fp32
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.low_precision(s)):
+            acts = self.model(img01.contiguous(memory_format=torch.channels_last), list(s.layers))
         loss = img01.new_zeros(())
         for name, weight in s.layers.items():
-            a = acts[name]
+            a = acts[name].float()
             b = s.border if min(a.shape[-2:]) > 2 * s.border + 1 else 0
             if b:
                 a = a[..., b:-b, b:-b]

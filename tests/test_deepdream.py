@@ -69,6 +69,20 @@ def test_tiled_and_untiled_gradients_agree(pipe):
     assert F.cosine_similarity(whole[inner].flatten(), tiled[inner].flatten(), dim=0) > 0.9
 
 
+def test_bf16_convolutions_keep_the_fp32_step(pipe):
+    # low precision may only speed the network up: the loss and the step direction must stay
+    # those of fp32 (the loss itself is computed in fp32)
+    from PIL import Image
+
+    photo = np.asarray(Image.fromarray(skimage_photo("astronaut")).resize((256, 256), Image.LANCZOS))
+    img = to_tensor(photo)
+    layers = {"mixed4": 1.0, "mixed5": 1.5}
+    (g32, l32), (g16, l16) = (pipe.gradient(img, DreamSettings(layers=layers, precision=p))
+                              for p in ("fp32", "bf16"))
+    assert l16 == pytest.approx(l32, rel=0.02)
+    assert F.cosine_similarity(g32.flatten(), g16.flatten(), dim=0) > 0.85
+
+
 def test_dream_streams_octaves_and_is_seeded(pipe, cat):
     s = DreamSettings(layers={"mixed3": 1.0}, octaves=2, steps=3)
     updates = list(pipe.stream(cat, s, generator=torch.Generator().manual_seed(7), preview_every=1))
@@ -98,7 +112,8 @@ def test_too_many_octaves_are_reduced_with_a_note(pipe, cat):
                                  dict(layers={"mixed3": 0.0}), dict(octaves=0), dict(steps=-1),
                                  dict(octave_scale=1.0), dict(octave_scale=float("nan")),
                                  dict(step_size=float("inf")), dict(step_size=-1.0),
-                                 dict(layers={"mixed3": 1.0, "mixed4": 1.0}, channel=3)])
+                                 dict(layers={"mixed3": 1.0, "mixed4": 1.0}, channel=3),
+                                 dict(precision="fp16")])
 def test_bad_settings_are_refused(pipe, cat, bad):
     with pytest.raises(ValueError):
         next(pipe.stream(cat, DreamSettings(**bad)))
