@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import INCEPTION_LAYERS, InceptionV3
-from .runtime import fast_bf16
+from .runtime import check_precision, use_bf16
 
 NATIVE_ELEMENTS = 3 * 299 * 299
 MIN_SIDE = 80  # Inception-v3 needs at least 75 px; a little margin for the border crop
@@ -82,8 +82,7 @@ class DreamSettings:
             raise ValueError(f"jitter must be >= 0 and tile size >= {2 * MIN_SIDE}")
         if self.channel is not None and len(self.layers) != 1:
             raise ValueError("channel dreaming works on exactly one layer")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError("precision is auto, bf16 or fp32")
+        check_precision(self.precision)
 
 
 @dataclass
@@ -149,7 +148,7 @@ class DeepDreamPipeline:
 
     # -- objective ----------------------------------------------------------------------------
     def low_precision(self, s: DreamSettings) -> bool:
-        return s.precision == "bf16" or (s.precision == "auto" and fast_bf16(self.device))
+        return use_bf16(s.precision, self.device)
 
     def objective(self, img01: torch.Tensor, s: DreamSettings) -> torch.Tensor:
         # bf16 convolutions halve a step on a CPU with bf16 units (512 px: 0.33 -> 0.16 s); the

@@ -36,6 +36,22 @@ def fast_bf16(on: torch.device | str) -> bool:
     return on.type == "cpu" and bf16_cpu()
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def check_precision(precision: str) -> None:
+    """Refuse anything but "bf16", "fp32" or "auto" (see :func:`use_bf16`)."""
+    if precision not in PRECISIONS:
+        raise ValueError("precision is auto, bf16 or fp32")
+
+
+def use_bf16(precision: str, on: torch.device | str) -> bool:
+    """Whether a precision setting means bfloat16 convolutions on this device: "bf16" always,
+    "auto" where the hardware does them natively (:func:`fast_bf16`), "fp32" never."""
+    check_precision(precision)
+    return precision == "bf16" or (precision == "auto" and fast_bf16(on))
+
+
 def generator(seed: int, on: torch.device | str | None = None) -> torch.Generator:
     """A per-request generator: every random choice of a request draws from it, never global RNG."""
     gen = torch.Generator(device=on or "cpu")

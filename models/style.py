@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import VGG19, VGG19_LAYERS
-from .runtime import fast_bf16
+from .runtime import check_precision, use_bf16
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu3_2", "relu4_2", "relu5_2")
@@ -81,8 +81,7 @@ class StyleSettings:
             raise ValueError("size must be at least 64 px and steps at least 1")
         if self.optimizer not in ("lbfgs", "adam") or self.init not in INITS:
             raise ValueError("optimizer is lbfgs or adam; init is recolor, content or noise")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError("precision is auto, bf16 or fp32")
+        check_precision(self.precision)
         if self.preserve_color not in ("none", "luminance", "histogram"):
             raise ValueError("colour preservation is none, luminance or histogram")
         if self.content_layer not in VGG19_LAYERS or not set(self.style_layers) <= set(VGG19_LAYERS):
@@ -357,7 +356,7 @@ class StylePipeline:
                           plan[-1][1], best[0], size, losses, done=True)
 
     def low_precision(self, s: StyleSettings) -> bool:
-        return s.precision == "bf16" or (s.precision == "auto" and fast_bf16(self.device))
+        return use_bf16(s.precision, self.device)
 
     def __call__(self, content, styles, settings=None, *, generator=None) -> StyleUpdate:
         last = None

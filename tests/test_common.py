@@ -104,3 +104,13 @@ def test_lazy_loads_once_and_reports_failures():
     broken = Lazy("broken", lambda report: 1 / 0)
     with pytest.raises(gr.Error, match="Could not load broken"):
         broken.get()
+
+
+def test_precision_setting_means_the_same_for_every_technique():
+    # style transfer and DeepDream read their precision setting through one rule
+    from models.runtime import fast_bf16, use_bf16
+
+    assert use_bf16("bf16", "cpu") and not use_bf16("fp32", "cpu")
+    assert use_bf16("auto", "cpu") == fast_bf16("cpu")
+    with pytest.raises(ValueError, match="auto, bf16 or fp32"):
+        use_bf16("fp16", "cpu")
