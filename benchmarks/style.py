@@ -5,7 +5,8 @@ forward every evaluation in fp32, L-BFGS (torch defaults) until 300 objective ev
 clamped in the closure. It uses exactly our loss (same layers, same normalisation, same
 weights), so the two final losses compare. Ours: VGG truncated at the deepest needed layer,
 targets once, bfloat16 convolutions on channels-last weights with fp32 Grams and losses, a
-one-product Gram backward, and the start from the content recoloured to the style's palette.
+one-product Gram backward on the activations' own layout, and the start from the content
+recoloured to the style's palette.
 Both are judged on the image they deliver (8-bit, as the tab shows it) by the reference's own
 fp32 loss; our checks (after each evaluation once our own loss is within 1% of the target) are not
 counted in our time. Measured on the tab's four examples; the median speed-up is the figure.
@@ -17,7 +18,13 @@ at one scale (the upsampled coarse result starts at a loss of 2.5; adding the co
 detail back on upsampling: 371; three scales: not reached in 450); a Laplacian-pyramid
 parameterisation of the pixels (not reached in 300); no clamping in the closure (not reached in
 400, and out-of-range pixels cost the delivered image); L-BFGS history 200 instead of 100 (242);
-a strong-Wolfe line search or scipy's bounded L-BFGS-B, no better per evaluation.)
+a strong-Wolfe line search or scipy's bounded L-BFGS-B, no better per evaluation. Per
+evaluation, bf16, 384 px, two threads: torch.compile of the objective (Inductor, CPU) 0.27 s
+against 0.22 s eager, after a 31 s compile; the VGG weights cast to bf16 once instead of by
+autocast on every call, no change. L-BFGS history on the first pair, two threads (evaluations,
+seconds): 100 (torch's default, kept): 360, 86 s; 50: 370, 78 s; 25: 380, 84 s; 10: 430, 86 s.
+The shorter history saves vector work per step but gained nothing on the other three pairs
+beyond timing noise.)
 """
 from __future__ import annotations
 

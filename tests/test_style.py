@@ -30,6 +30,25 @@ def test_gram_gradient_matches_autograd_on_the_plain_product():
     assert torch.autograd.gradcheck(gram, (f,))
 
 
+def test_gram_of_bf16_channels_last_features_is_the_fp32_gram_with_a_matching_gradient():
+    # VGG's activations in a bf16 run are channels-last bf16: the Gram is computed in fp32 on
+    # that layout, and the gradient comes back in the input's dtype and layout (a gradient in
+    # another layout makes autograd's accumulation of the tapped activation's two gradients slow)
+    f = torch.randn(1, 6, 5, 7).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    f.requires_grad_(True)
+    weights = torch.randn(1, 6, 6)
+    g = gram(f)
+    assert g.dtype == torch.float32
+    ours, = torch.autograd.grad((g * weights).sum(), f)
+    assert ours.dtype == torch.bfloat16 and ours.is_contiguous(memory_format=torch.channels_last)
+    wide = f.detach().float().requires_grad_(True)
+    flat = wide.reshape(1, 6, 35)
+    plain_gram = flat @ flat.transpose(1, 2) / (6 * 35)
+    plain, = torch.autograd.grad((plain_gram * weights).sum(), wide)
+    torch.testing.assert_close(g, plain_gram)
+    torch.testing.assert_close(ours.float(), plain, rtol=1e-2, atol=1e-3)
+
+
 def test_tv_loss_by_hand():
     img = torch.tensor([[0.0, 1.0], [0.0, 0.0]]).reshape(1, 1, 2, 2)
     # vertical diffs: (0, -1) -> mean 0.5; horizontal diffs: (1, 0) -> mean 0.5
@@ -121,8 +140,10 @@ def test_bf16_convolutions_keep_the_fp32_objective(pipe):
     values, grads = [], []
     for low in (False, True):
         objective = StyleLoss(pipe.vgg, content, style, [1.0], s, low_precision=low)
-        assert all(f.dtype == torch.float32 for f in objective.features(img).values())
+        wanted = torch.bfloat16 if low else torch.float32  # VGG's activations; the Grams are fp32
+        assert all(f.dtype == wanted for f in objective.features(img).values())
         loss = objective(img)
+        assert loss.dtype == torch.float32
         values.append(loss.item())
         grads.append(torch.autograd.grad(loss, img)[0].flatten())
     assert values[1] == pytest.approx(values[0], rel=0.02)
