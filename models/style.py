@@ -15,11 +15,11 @@ What makes it faster and better than the classic implementations:
 * style Grams and content features are computed once per scale, never inside the step;
 * bfloat16 convolutions where the hardware does them natively, with channels-last weights
   (with the Gram below, 2.3-2.7x per evaluation against fp32 on this CPU's two threads); the
-  Grams and losses stay fp32 so L-BFGS sees the same objective; a Gram that casts to fp32 itself, works
-  on the activations' channels-last layout and has a backward with one matrix product instead
-  of autograd's two and an add (0.29-0.30 -> 0.21-0.24 s per bf16 evaluation at 384 px on two threads:
-  a Gram gradient in NCHW made autograd add the tapped activations' two gradients across
-  layouts);
+  Grams and losses stay fp32 so L-BFGS sees the same objective;
+* a Gram that casts to fp32 itself, works on the activations' channels-last layout and has a
+  backward with one matrix product instead of autograd's two and an add (0.29-0.30 -> 0.21-0.24 s
+  per bf16 evaluation at 384 px on two threads: a Gram gradient in NCHW had made autograd add
+  each tapped activation's two gradients across layouts);
 * the optimisation starts from the content photo recoloured to the style's palette (its pixel
   mean and covariance), so no evaluations go to moving the colours (one measured run at 384 px:
   the tutorial's 300-evaluation loss after 241 evaluations instead of 331 from the photo);
@@ -126,8 +126,8 @@ class StyleUpdate:
 
 # -- losses ---------------------------------------------------------------------------------------
 class _Gram(torch.autograd.Function):
-    """Unnormalised Gram matrix (N, C, C), in fp32 or wider, of (N, C, H, W) features of any float dtype,
-    NCHW or channels-last, with the cast and a one-product backward fused in.
+    """Unnormalised Gram matrix (N, C, C), in fp32 or wider, of (N, C, H, W) features of any
+    float dtype, NCHW or channels-last, with the cast and a one-product backward fused in.
 
     Autograd's generic rule for F @ F^T runs two (C, C) x (C, HW) products and adds them; the
     incoming gradient of a Gram is symmetrised once instead (exact). The product runs on the
@@ -164,7 +164,7 @@ class _Gram(torch.autograd.Function):
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrix (fp32) of (N, C, H, W) features, normalised by C*H*W: (N, C, C)."""
+    """Gram matrix (fp32 or wider) of (N, C, H, W) features, normalised by C*H*W: (N, C, C)."""
     n, c, h, w = features.shape
     return _Gram.apply(features) / (c * h * w)
 
@@ -181,8 +181,8 @@ class StyleLoss:
     With ``low_precision`` VGG runs under bfloat16 autocast (with the pipeline's channels-last
     weights and the layout-aware Gram, 2.3-2.7x faster per evaluation than fp32 on this CPU's
     two threads) while the targets, the Gram matrices and the losses stay fp32: Grams in bf16
-    lose the small differences L-BFGS needs late in the run; the convolutions' rounding does not (measured: the
-    same loss per evaluation as fp32)."""
+    lose the small differences L-BFGS needs late in the run; the convolutions' rounding does
+    not (measured: the same loss per evaluation as fp32)."""
 
     def __init__(self, vgg: VGG19, content: torch.Tensor, styles: Sequence[torch.Tensor],
                  blend: Sequence[float], s: StyleSettings, low_precision: bool = False):
@@ -210,7 +210,8 @@ class StyleLoss:
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         s = self.s
         feats = self.features(img)  # bf16 when low_precision; gram() computes in fp32
-        content = F.mse_loss(feats[s.content_layer].float(), self.content_target) * self.content_scale
+        content = (F.mse_loss(feats[s.content_layer].float(), self.content_target)
+                   * self.content_scale)
         style = sum(F.mse_loss(gram(feats[n]), self.gram_targets[n]) * self.style_scales[n]
                     for n in s.style_layers)
         return s.content_weight * content + s.style_weight * style + s.tv_weight * tv_loss(img)
