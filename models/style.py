@@ -427,11 +427,16 @@ class StylePipeline:
             done += 1
             return loss
 
-        # one LBFGS.step runs several evaluations; run it in chunks so progress streams
+        # one LBFGS.step runs several iterations; run it in chunks so progress streams. A call
+        # of max_iter=k evaluates at its start and after each of its first k-1 steps (k
+        # evaluations), and its last step is evaluated by the next call. max_eval must not stop
+        # it earlier: with max_eval=k the call ended after k-1 steps, and the next one
+        # evaluated the same point again (one evaluation in ten wasted).
         while done < steps:
             before = done
             chunk = min(10, steps - done)
-            opt.param_groups[0]["max_iter"] = opt.param_groups[0]["max_eval"] = chunk
+            opt.param_groups[0]["max_iter"] = chunk
+            opt.param_groups[0]["max_eval"] = 2 * chunk
             opt.step(closure)
             with torch.no_grad():
                 img.clamp_(0, 1)

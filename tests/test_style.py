@@ -164,6 +164,23 @@ def test_both_optimisers_and_the_seed(pipe, optimizer):
     assert a.losses[-1] < a.losses[0]
 
 
+def test_lbfgs_spends_every_evaluation_on_a_new_image(pipe):
+    # the pipeline runs L-BFGS in chunks so that progress streams; a chunk must not end on an
+    # evaluation that the next chunk repeats (that wasted one evaluation in ten)
+    seen = []
+    stiffness = torch.logspace(0, 4, 192).reshape(1, 3, 8, 8)  # far from converged in 25 steps
+
+    def objective(img):
+        seen.append(img.detach().clone())
+        return (stiffness * (img - 0.5) ** 2).sum() + torch.cos(6 * img).sum()
+
+    img = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    s = StyleSettings(optimizer="lbfgs")
+    yielded = list(pipe._optimise(img, objective, 25, s, lambda loss, image: None))
+    assert yielded == [10, 20, 25] and len(seen) == 25
+    assert all(not torch.equal(a, b) for a, b in zip(seen, seen[1:]))
+
+
 def test_luminance_transfer_keeps_the_content_chrominance(pipe):
     content = small("astronaut", 80)
 
