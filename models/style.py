@@ -14,15 +14,16 @@ What makes it faster and better than the classic implementations:
 * VGG19 runs only up to the deepest layer a loss needs;
 * style Grams and content features are computed once per scale, never inside the step;
 * bfloat16 convolutions where the hardware does them natively, with channels-last weights
-  (with the Gram below, 2.3-2.7x per evaluation against fp32 on this CPU's two threads); the
+  (with the Gram below, 2.8-3.3x per evaluation against fp32 on this CPU's two threads); the
   Grams and losses stay fp32 so L-BFGS sees the same objective;
 * a Gram that casts to fp32 itself, works on the activations' channels-last layout and has a
   backward with one matrix product instead of autograd's two and an add (0.29-0.30 -> 0.21-0.24 s
   per bf16 evaluation at 384 px on two threads: a Gram gradient in NCHW had made autograd add
   each tapped activation's two gradients across layouts);
 * the optimisation starts from the content photo recoloured to the style's palette (its pixel
-  mean and covariance), so no evaluations go to moving the colours (one measured run at 384 px:
-  the tutorial's 300-evaluation loss after 241 evaluations instead of 331 from the photo);
+  mean and covariance), so no evaluations go to moving the colours (evaluations until the
+  tutorial's 300-evaluation loss at 384 px on the tab's four examples: 360/150/230/60 instead of
+  430/320/260/120 from the photo);
 * coarse-to-fine: most iterations run at a fraction of the size, each stage starts from the
   upsampled result of the previous one (structure first, then detail);
 * several style images blend by mixing their Gram targets (jcjohnson/neural-style);
@@ -179,7 +180,7 @@ class StyleLoss:
     """Targets computed once for one size; ``__call__`` is the whole objective.
 
     With ``low_precision`` VGG runs under bfloat16 autocast (with the pipeline's channels-last
-    weights and the layout-aware Gram, 2.3-2.7x faster per evaluation than fp32 on this CPU's
+    weights and the layout-aware Gram, 2.8-3.3x faster per evaluation than fp32 on this CPU's
     two threads) while the targets, the Gram matrices and the losses stay fp32: Grams in bf16
     lose the small differences L-BFGS needs late in the run; the convolutions' rounding does
     not (measured: the same loss per evaluation as fp32)."""
