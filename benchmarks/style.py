@@ -21,10 +21,15 @@ parameterisation of the pixels (not reached in 300); no clamping in the closure 
 a strong-Wolfe line search or scipy's bounded L-BFGS-B, no better per evaluation. Per
 evaluation, bf16, 384 px, two threads: torch.compile of the objective (Inductor, CPU) 0.27 s
 against 0.22 s eager, after a 31 s compile; the VGG weights cast to bf16 once instead of by
-autocast on every call, no change. L-BFGS history on the first pair, two threads, before the
-fix that stopped one evaluation in ten being a repeat (evaluations, seconds): 100 (torch's default, kept): 360, 86 s; 50: 370, 78 s; 25: 380, 84 s; 10: 430, 86 s.
-The shorter history saves vector work per step but gained nothing on the other three pairs
-beyond timing noise.)
+autocast on every call, no change. L-BFGS history, two threads, once evaluations had become cheap
+(bf16 backward Gram product, no page faults), evaluations and seconds to the reference's fp32
+loss: Grace Hopper 100: 330, 72 s; 50: 330, 68 s; 25 (kept): 320, 61 s; 10: 360, 66 s;
+chelsea 100/25/10: 140 each, 24/22/21 s; astronaut 100/25/10: 210/220/240, 51/48/49 s.
+Mixed precision, to win back the evaluations that bf16 costs (fp32 reached the first pair's
+target in 260 evaluations, bf16 in 330; the curves part after about 60), at 160 evaluations
+on the first pair: all bf16 0.5524 at 0.218 s per evaluation; conv1_1 in fp32 0.5526 at 0.239 s;
+block 1 in fp32 0.5497 at 0.268 s; blocks 2-3 0.5521 at 0.457 s; blocks 4-5 0.5509 at 0.379 s;
+all fp32 0.5478. None pays for itself.)
 """
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """Device, seeds and the optional ZeroGPU decorator, shared by every technique."""
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
+import sys
 
 import torch
 
@@ -34,6 +36,28 @@ def fast_bf16(on: torch.device | str) -> bool:
     if on.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return on.type == "cpu" and bf16_cpu()
+
+
+@functools.cache
+def reuse_freed_memory() -> bool:
+    """Make glibc keep freed memory for the next allocation instead of returning it to the OS.
+
+    glibc serves every block over its mmap threshold (at most 32 MB) with a fresh mmap and unmaps
+    it on free, and trims the heap's free top; an image pipeline that allocates and frees the
+    same activations on every step then pays for the kernel zeroing every page again. Style
+    transfer at 384 px took 29,000 page faults and 49 ms of system time per L-BFGS evaluation
+    (0.215 s -> 0.175 s with this on). The same effect as the jemalloc/tcmalloc preload that
+    PyTorch's CPU tuning guides recommend, without a system library. The process keeps its peak
+    heap. Process-wide and idempotent; returns whether it took effect (glibc only).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
 
 
 PRECISIONS = ("auto", "bf16", "fp32")

@@ -138,8 +138,16 @@ def test_bf16_convolutions_keep_the_fp32_objective(pipe):
     img = (content + 0.1 * torch.randn(content.shape, generator=torch.Generator().manual_seed(0)))
     img = img.clamp(0, 1).requires_grad_(True)
     values, grads = [], []
+    twin = pipe.bf16_vgg()  # bf16 convolution weights for the objective, made once
+    assert twin is pipe.bf16_vgg() and twin is not pipe.vgg
+    convs = [m for m in twin.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.weight.dtype == torch.bfloat16 for m in convs)
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert twin.mean.dtype == torch.float32  # the input normalisation is not rounded
+    assert all(p.dtype == torch.float32 for p in pipe.vgg.parameters())  # targets stay fp32
     for low in (False, True):
-        objective = StyleLoss(pipe.vgg, content, style, [1.0], s, low_precision=low)
+        objective = StyleLoss(pipe.vgg, content, style, [1.0], s, low_precision=low,
+                              bf16_vgg=twin if low else None)
         wanted = torch.bfloat16 if low else torch.float32  # VGG's activations; the Grams are fp32
         assert all(f.dtype == wanted for f in objective.features(img).values())
         loss = objective(img)
