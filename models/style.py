@@ -14,7 +14,7 @@ What makes it faster and better than the classic implementations:
 * VGG19 runs only up to the deepest layer a loss needs;
 * style Grams and content features are computed once per scale, never inside the step;
 * bfloat16 convolutions where the hardware does them natively, with channels-last weights
-  (with the Gram below, 3.1-3.3x per evaluation against fp32 on this CPU's two threads); the
+  (with the Gram below, 3.1-3.5x per evaluation against fp32 on this CPU's two threads); the
   Grams and losses stay fp32 so L-BFGS sees the same objective;
 * a Gram that casts to fp32 itself, works on the activations' channels-last layout and has a
   backward with one matrix product instead of autograd's two and an add (0.29-0.30 -> 0.21-0.24 s
@@ -23,9 +23,9 @@ What makes it faster and better than the classic implementations:
   bf16 too (the gradient is returned in bf16 anyway; 19 -> 2 ms per evaluation), while the
   forward Gram stays an fp32 product;
 * the convolution weights kept in bf16 in a copy of VGG (autocast would cast them again on
-  every evaluation), and glibc told to keep freed memory (``runtime.reuse_freed_memory``: no
-  page faults for the activations allocated on every evaluation); per bf16 evaluation at
-  384 px: 0.215 -> 0.172 s with the bf16 backward product;
+  every evaluation: 0.180 -> 0.172 s per evaluation at 384 px), and glibc told to keep freed
+  memory (``runtime.reuse_freed_memory``: the activations allocated on every evaluation no
+  longer cost 26,000 page faults; 0.208 -> 0.173 s);
 * L-BFGS with a history of 25 curvature pairs instead of 100 (``LBFGS_HISTORY``);
 * the optimisation starts from the content photo recoloured to the style's palette (its pixel
   mean and covariance), so no evaluations go to moving the colours (evaluations until the
