@@ -4,9 +4,11 @@ The reference is the PyTorch tutorial's procedure: one scale, VGG19's whole feat
 forward every evaluation in fp32, L-BFGS (torch defaults) until 300 objective evaluations, pixels
 clamped in the closure. It uses exactly our loss (same layers, same normalisation, same
 weights), so the two final losses compare. Ours: VGG truncated at the deepest needed layer,
-targets once, bfloat16 convolutions on channels-last weights with fp32 Grams and losses, a
-one-product Gram backward on the activations' own layout, and the start from the content
-recoloured to the style's palette.
+targets once, bfloat16 convolutions on channels-last bf16 weights with fp32 Grams and losses, a
+one-product Gram backward (bf16) on the activations' own layout, glibc keeping freed memory
+(``models.runtime.reuse_freed_memory``, in effect for the reference too, as both run in one
+process), L-BFGS with a history of 25, and the start from the content recoloured to the style's
+palette.
 Both are judged on the image they deliver (8-bit, as the tab shows it) by the reference's own
 fp32 loss; our checks (after each evaluation once our own loss is within 1% of the target) are not
 counted in our time. Measured on the tab's four examples; the median speed-up is the figure.

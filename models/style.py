@@ -194,11 +194,13 @@ def tv_loss(img: torch.Tensor) -> torch.Tensor:
 class StyleLoss:
     """Targets computed once for one size; ``__call__`` is the whole objective.
 
-    With ``low_precision`` VGG runs under bfloat16 autocast (with the pipeline's channels-last
-    weights and the layout-aware Gram, 2.8-3.3x faster per evaluation than fp32 on this CPU's
-    two threads) while the targets, the Gram matrices and the losses stay fp32: Grams in bf16
-    lose the small differences L-BFGS needs late in the run; the convolutions' rounding does
-    not (measured: the same loss per evaluation as fp32)."""
+    With ``low_precision`` VGG runs under bfloat16 autocast (``bf16_vgg``: the pipeline's copy
+    with bf16 channels-last weights; with the layout-aware Gram, 3.1-3.5x faster per evaluation
+    than fp32 on this CPU's two threads) while the targets, the Gram matrices and the losses stay
+    fp32: Grams in bf16 lose the small differences L-BFGS needs late in the run. The
+    convolutions' rounding leaves the loss of an image within 1e-5 of fp32's, but its gradient
+    noise costs L-BFGS evaluations (330 against 260 to the tutorial's loss on the tab's first
+    example), which the cheaper evaluations more than pay for."""
 
     def __init__(self, vgg: VGG19, content: torch.Tensor, styles: Sequence[torch.Tensor],
                  blend: Sequence[float], s: StyleSettings, low_precision: bool = False,
