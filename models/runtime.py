@@ -62,7 +62,8 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 32 * 2**20)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
+    return (bool(mallopt(m_mmap_threshold, 32 * 2**20))
+            and bool(mallopt(m_trim_threshold, 2**31 - 1)))
 
 
 PRECISIONS = ("auto", "bf16", "fp32")

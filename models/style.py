@@ -159,12 +159,10 @@ class _Gram(torch.autograd.Function):
                              and not x.is_contiguous())
         if ctx.channels_last:  # (N, HW, C) view of (N, H, W, C) memory
             f = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
-            fw = f.to(wide)
-            g = fw.transpose(1, 2) @ fw
         else:                  # (N, C, HW)
             f = x.reshape(n, c, h * w)
-            fw = f.to(wide)
-            g = fw @ fw.transpose(1, 2)
+        fw = f.to(wide)
+        g = fw.transpose(1, 2) @ fw if ctx.channels_last else fw @ fw.transpose(1, 2)
         ctx.save_for_backward(f)
         ctx.shape = x.shape
         return g
@@ -194,21 +192,18 @@ def tv_loss(img: torch.Tensor) -> torch.Tensor:
 class StyleLoss:
     """Targets computed once for one size; ``__call__`` is the whole objective.
 
-    With ``low_precision`` VGG runs under bfloat16 autocast (``bf16_vgg``: the pipeline's copy
-    with bf16 channels-last weights; with the layout-aware Gram, 3.1-3.5x faster per evaluation
-    than fp32 on this CPU's two threads) while the targets, the Gram matrices and the losses stay
-    fp32: Grams in bf16 lose the small differences L-BFGS needs late in the run. The
+    Given ``bf16_vgg`` (the pipeline's copy of ``vgg`` with bf16 channels-last weights), the
+    objective runs that under bfloat16 autocast (with the layout-aware Gram, 3.1-3.5x faster per
+    evaluation than fp32 on this CPU's two threads) while the targets, the Gram matrices and the
+    losses stay fp32: Grams in bf16 lose the small differences L-BFGS needs late in the run. The
     convolutions' rounding leaves the loss of an image within 1e-5 of fp32's, but its gradient
     noise costs L-BFGS evaluations (330 against 260 to the tutorial's loss on the tab's first
     example), which the cheaper evaluations more than pay for."""
 
     def __init__(self, vgg: VGG19, content: torch.Tensor, styles: Sequence[torch.Tensor],
-                 blend: Sequence[float], s: StyleSettings, low_precision: bool = False,
-                 bf16_vgg: VGG19 | None = None):
-        self.vgg, self.s = vgg, s
-        self.fast_vgg = bf16_vgg if bf16_vgg is not None else vgg  # the objective's VGG
+                 blend: Sequence[float], s: StyleSettings, bf16_vgg: VGG19 | None = None):
+        self.vgg, self.s, self.bf16_vgg = vgg, s, bf16_vgg
         self.layers = list(dict.fromkeys([*s.style_layers, s.content_layer]))
-        self.low_precision = low_precision
         with torch.no_grad():  # targets in fp32, whatever the precision of the run
             self.content_target = self.vgg(content, self.layers)[s.content_layer]
             self.content_scale = 1.0 / (self.content_target.pow(2).mean() + 1e-8)
@@ -222,14 +217,14 @@ class StyleLoss:
                                  for name, g in self.gram_targets.items()}
 
     def features(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
-        if not self.low_precision:
+        if self.bf16_vgg is None:
             return self.vgg(img, self.layers)
         with torch.autocast(img.device.type, dtype=torch.bfloat16):
-            return self.fast_vgg(img, self.layers)
+            return self.bf16_vgg(img, self.layers)
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         s = self.s
-        feats = self.features(img)  # bf16 when low_precision; gram() computes in fp32
+        feats = self.features(img)  # bf16 with bf16_vgg; gram() computes in fp32
         content = (F.mse_loss(feats[s.content_layer].float(), self.content_target)
                    * self.content_scale)
         style = sum(F.mse_loss(gram(feats[n]), self.gram_targets[n]) * self.style_scales[n]
@@ -384,9 +379,8 @@ class StylePipeline:
                 target_content = content_y
             else:
                 target_content = content
-            low = self.low_precision(s)
-            objective = StyleLoss(self.vgg, target_content, styles_now, blend, s, low_precision=low,
-                                  bf16_vgg=self.bf16_vgg() if low else None)
+            objective = StyleLoss(self.vgg, target_content, styles_now, blend, s,
+                                  bf16_vgg=self.bf16_vgg() if self.low_precision(s) else None)
             if img is None:
                 if s.init == "noise":
                     img = torch.rand(target_content.shape, generator=gen).to(self.device)

@@ -146,8 +146,7 @@ def test_bf16_convolutions_keep_the_fp32_objective(pipe):
     assert twin.mean.dtype == torch.float32  # the input normalisation is not rounded
     assert all(p.dtype == torch.float32 for p in pipe.vgg.parameters())  # targets stay fp32
     for low in (False, True):
-        objective = StyleLoss(pipe.vgg, content, style, [1.0], s, low_precision=low,
-                              bf16_vgg=twin if low else None)
+        objective = StyleLoss(pipe.vgg, content, style, [1.0], s, bf16_vgg=twin if low else None)
         wanted = torch.bfloat16 if low else torch.float32  # VGG's activations; the Grams are fp32
         assert all(f.dtype == wanted for f in objective.features(img).values())
         loss = objective(img)
