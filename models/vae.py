@@ -111,9 +111,11 @@ def _conv_precision(like: torch.Tensor, dtype: torch.dtype | None):
 
 def reparameterize(mean: torch.Tensor, log_var: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = mean + sigma * eps, eps ~ N(0, I): differentiable in mean and log_var."""
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-    return mean + torch.exp(0.5 * log_var) * eps
+    """z = mean + sigma * eps, eps ~ N(0, I): differentiable in mean and log_var.  eps is drawn
+    on the generator's device and moved, so a CPU generator seeds a GPU run the same way."""
+    where = generator.device if generator is not None else mean.device
+    eps = torch.randn(mean.shape, generator=generator, device=where, dtype=mean.dtype)
+    return mean + torch.exp(0.5 * log_var) * eps.to(mean.device)
 
 
 def kl_divergence(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:

@@ -103,3 +103,55 @@ def test_the_weight_average_resumes_from_either_format():
     again.load_state_dict(old.state_dict())
     for a, b in zip(again.module.parameters(), model.parameters()):
         torch.testing.assert_close(a, b)
+
+
+# ------------------------------------------------------------------ devices
+TRAINERS = {  # a tiny run of each trainer that has a --device flag
+    "vae": ["--dataset", "mnist", "--tiny", "--epochs", "{epochs}"],
+    "dcgan": ["--tiny", "--epochs", "{epochs}"],
+    "wavenet": ["--data", "speech", "--tiny", "--steps", "{steps}"],
+    "charlm": ["--corpus", "shakespeare", "--tiny", "--steps", "{steps}"],
+}
+
+
+def run_trainer(name: str, tmp_path, device: str, epochs: int = 1):
+    import importlib
+
+    args = [a.format(epochs=epochs, steps=10 * epochs) for a in TRAINERS[name]]
+    importlib.import_module(f"train.{name}").main(
+        args + ["--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "run"),
+                "--device", device])
+    return RunDir(tmp_path / "run").records()
+
+
+def test_auto_picks_the_cpu_without_a_gpu():
+    from train.common import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert pick_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("name", sorted(TRAINERS))
+def test_asking_for_a_gpu_where_there_is_none_is_a_clear_error(name, tmp_path):
+    with pytest.raises(SystemExit, match="no CUDA GPU"):
+        run_trainer(name, tmp_path, "cuda")
+    assert not (tmp_path / "run" / "log.jsonl").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", sorted(TRAINERS))
+def test_a_run_started_on_the_gpu_resumes_on_the_cpu(name, tmp_path):
+    """The GPU path end to end (data, model, autocast and random numbers on the device), and the
+    run folder moving between machines: last.pt is read back to the CPU and resumed there."""
+    if name == "wavenet":
+        from train.data import data_root
+
+        if not (data_root() / "audio" / "ljspeech_16k").is_dir():
+            pytest.skip("the project's audio data is not here")
+    first = run_trainer(name, tmp_path, "cuda", epochs=1)
+    both = run_trainer(name, tmp_path, "cpu", epochs=2)
+    assert len(both) > len(first) >= 1 and both[:len(first)] == first
+    config = (tmp_path / "out" / "config.json").read_text()
+    assert '"device": "cuda"' in config or '"device": "cpu"' in config

@@ -24,7 +24,7 @@ import torch
 from models.charlm import CharGPT, CharLMConfig, CharSampler
 from models.hub import from_pretrained, save_pretrained
 
-from .common import Budget, RunDir
+from .common import Budget, RunDir, add_device_flag, pick_device
 from .data import load_corpus
 
 
@@ -44,12 +44,12 @@ def evaluate(model: CharGPT, data: np.ndarray, windows: int | None = 200, batch:
     n = (len(data) - 1) // block
     picks = np.arange(n) if windows is None or windows >= n else \
         np.linspace(0, n - 1, windows).astype(int)
-    total, count = 0.0, 0
+    total, count, dev = 0.0, 0, next(model.parameters()).device
     for i in range(0, len(picks), batch):
         s = picks[i:i + batch] * block
         x = torch.from_numpy(np.stack([data[a:a + block] for a in s]).astype(np.int64))
         y = torch.from_numpy(np.stack([data[a + 1:a + block + 1] for a in s]).astype(np.int64))
-        total += model.loss(x, y).item() * y.numel()
+        total += model.loss(x.to(dev), y.to(dev)).item() * y.numel()
         count += y.numel()
     return total / count
 
@@ -63,6 +63,7 @@ def lr_at(step: int, args) -> float:
 
 def train(args) -> Path:
     torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
     corpus = load_corpus(args.corpus)
     config = CharLMConfig(chars=corpus.chars, block_size=args.block, n_layer=args.layers,
                           n_head=args.heads, n_embd=args.embd, dropout=args.dropout,
@@ -70,7 +71,7 @@ def train(args) -> Path:
     train_ids, val_ids = corpus.train, corpus.val
     if args.tiny:
         train_ids, val_ids = train_ids[:20000], val_ids[:5000]
-    model = CharGPT(config)
+    model = CharGPT(config).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -90,7 +91,8 @@ def train(args) -> Path:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         x, y = batches(train_ids, args.block, args.batch_size, gen)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        x, y = x.to(device), y.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             loss = model.loss(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -112,7 +114,7 @@ def train(args) -> Path:
                 best = val
                 save_pretrained(model, args.out, half=True, training=dict(
                     step=step, batch_size=args.batch_size, lr=args.lr, steps=args.steps,
-                    val_nats_estimate=val, command=command_line(args)))
+                    val_nats_estimate=val, device=device.type, command=command_line(args)))
             run.save(model=model.state_dict(), opt=opt.state_dict(), step=step, best=best)
             if out_of_time:
                 budget.announce()
@@ -220,6 +222,7 @@ def main(argv=None) -> None:
     p.add_argument("--eval-windows", type=int, default=200)
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--threads", type=int, default=2)
+    add_device_flag(p)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--minutes", type=float, default=0)
     p.add_argument("--tiny", action="store_true", help="a seconds-long run for tests")

@@ -27,7 +27,9 @@ class RunDir:
         """The saved state, or None for a fresh run."""
         if not self.state_path.exists():
             return None
-        return torch.load(self.state_path, weights_only=True)
+        # loaded to the CPU: a run started on a GPU resumes on a machine without one and back
+        # (load_state_dict then copies each tensor to its parameter's device)
+        return torch.load(self.state_path, weights_only=True, map_location="cpu")
 
     def save(self, **state) -> None:
         """Replace last.pt atomically: a run killed while saving keeps its previous state."""
@@ -43,6 +45,26 @@ class RunDir:
         if not self.log_path.exists():
             return []
         return [json.loads(line) for line in self.log_path.read_text().splitlines()]
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``--device``: ``auto`` is the GPU where one is present, else the CPU; ``cuda`` without a
+    GPU is an error here, before any data is loaded, not a crash in the first step."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: no CUDA GPU on this machine")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def add_device_flag(parser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="auto (a CUDA GPU when there is one), cpu, cuda or cuda:N")
 
 
 class Budget:

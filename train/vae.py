@@ -10,6 +10,14 @@ Every epoch it saves ``<run>/last.pt`` (model + optimiser + log, loaded back wit
 bfloat16 (1.9x faster steps on CPUs with bf16 units). The checkpoint with the best validation
 ELBO (or MSE, ``--select mse``; 5,000 held-out training images) is exported with
 ``models.hub.save_pretrained``; at the end the test-set metrics and the model card are written.
+``--device`` trains on a CUDA GPU when there is one (the default ``auto``).
+
+Measured and left out (MNIST, ten more epochs from the shipped model at lr 3e-4 with bf16, warps
+and EMA, validation MSE): going on as is, 0.03341 -> 0.03339; adding 256 random Fourier features
+of z (0.5-32 cycles per unit, their weights zero-initialised, so the start was the same model)
+to the decoder's first layer, 0.03355. The posterior's sigma is about 0.005 against a spread of
+1.3, yet a decoder able to vary faster in z did not reconstruct better. The shipped model's MSE
+is 0.0315 on training images against 0.0334 on held-out ones.
 """
 from __future__ import annotations
 
@@ -27,7 +35,7 @@ from safetensors.torch import save_file
 from models.hub import from_pretrained, save_pretrained
 from models.vae import ConvVAE, VAEConfig, grid_points, negative_elbo
 
-from .common import Budget, RunDir, WeightAverage
+from .common import Budget, RunDir, WeightAverage, add_device_flag, pick_device
 from .data import CLASS_NAMES, load_digits
 
 VAL_SIZE = 5000
@@ -71,6 +79,7 @@ def augment(x: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor
     theta = torch.zeros(k, 2, 3)
     theta[:, 0, 0], theta[:, 0, 1] = cos, -sin + shear
     theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+    theta, pick = theta.to(x.device), pick.to(x.device)  # random numbers from the CPU generator
     grid = torch.nn.functional.affine_grid(theta, (k, 1, *x.shape[-2:]), align_corners=False)
     out = x.clone()
     out[pick] = torch.nn.functional.grid_sample(x[pick], grid, align_corners=False).clamp(0, 1)
@@ -79,6 +88,7 @@ def augment(x: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor
 
 def train(args) -> Path:
     torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
     images, _ = load_digits(args.dataset, "train")
     rng = np.random.default_rng(0)
     order = rng.permutation(len(images))
@@ -86,6 +96,7 @@ def train(args) -> Path:
     train_x = to_tensor(images[order[VAL_SIZE:]])
     if args.tiny:
         train_x, val_x = train_x[:512], val_x[:256]
+    train_x, val_x = train_x.to(device), val_x.to(device)  # 170 MB at most: kept on the device
     config = VAEConfig(channels=tuple(args.channels), hidden=args.hidden, dataset=args.dataset,
                        extra_convs=args.extra_convs, decoder_dense=args.decoder_dense,
                        class_names=CLASS_NAMES[args.dataset])
@@ -93,6 +104,7 @@ def train(args) -> Path:
     if args.init_from:  # a second phase (e.g. a lower beta) starting from a finished model
         model = from_pretrained(ConvVAE, args.init_from)
         config = model.config
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     # an exponential moving average of the weights, evaluated and exported when --ema is set
     ema = WeightAverage(model, args.ema) if args.ema else None
@@ -106,8 +118,8 @@ def train(args) -> Path:
         start, best, steps = state["epoch"], state["best"], state["steps"]
         print(f"resumed {run.path} at epoch {start} (best val {best:.2f})")
     gen = torch.Generator().manual_seed(args.seed)
-    # bf16 convolutions: 1.9x faster steps on this CPU (AVX512-bf16); the dense layers next to z,
-    # the weights, optimiser, loss and validation stay fp32
+    # bf16 convolutions: 1.9x faster steps on this CPU (AVX512-bf16), and the usual choice on a
+    # GPU; the dense layers next to z, the weights, optimiser, loss and validation stay fp32
     conv_dtype = torch.bfloat16 if args.bf16 else None
     budget = Budget(args.minutes)
     for epoch in range(start, args.epochs):
@@ -117,6 +129,7 @@ def train(args) -> Path:
             group["lr"] = lr
         model.train()
         perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(epoch))
+        perm = perm.to(device)
         total = 0.0
         for i in range(0, len(train_x), args.batch_size):
             xb = train_x[perm[i:i + args.batch_size]]
@@ -144,7 +157,7 @@ def train(args) -> Path:
             save_pretrained(kept, args.out, half=True, training=dict(
                 epoch=epoch + 1, epochs=args.epochs, steps=steps, batch_size=args.batch_size,
                 lr=args.lr, beta=args.beta, bf16=args.bf16, augment=args.augment, ema=args.ema,
-                weight_decay=args.weight_decay, val_neg_elbo=val["neg_elbo"], val_mse=val["mse"],
+                weight_decay=args.weight_decay, device=device.type, val_neg_elbo=val["neg_elbo"], val_mse=val["mse"],
                 command=command_line(args), init_from=args.init_from,
                 previous=previous_training(args.init_from)))
         run.save(model=model.state_dict(), opt=opt.state_dict(), epoch=epoch + 1, best=best,
@@ -241,7 +254,7 @@ as a map (the Latent grid explorer tab of the Generative Deep Learning Studio).
   parameters, stored as {dtype}.
 * **Data**: the official {title} training set (60,000 images), 5,000 of them held out for
   validation and checkpoint choice; metrics below on the official 10,000-image test set.
-* **Training** (CPU, Adam/AdamW, batch {tr.get('batch_size')}, cosine learning-rate decay):
+* **Training** (Adam/AdamW, batch {tr.get('batch_size')}, cosine learning-rate decay):
 {training_story(tr)}
 
 ## Test-set metrics
@@ -315,6 +328,8 @@ def training_story(tr: dict) -> str:
             why = (f"KL weighted by beta = {beta:g} throughout: sharper reconstructions, a map "
                    "still organised by class")
         previous_beta = beta
+        if ph.get("device") == "cuda":
+            why += "; on a CUDA GPU"
         if ph.get("bf16"):
             why += "; bf16 convolutions, fp32 dense layers and optimiser"
         if ph.get("augment"):
@@ -347,6 +362,7 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--run-dir")
     p.add_argument("--threads", type=int, default=1)
+    add_device_flag(p)
     p.add_argument("--minutes", type=float, default=0, help="stop (resumably) after this budget")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--beta", type=float, default=1.0, help="KL weight (1 = the plain ELBO)")

@@ -28,7 +28,7 @@ from models.hub import save_pretrained
 from models.wavenet import (SILENCE, WaveNet, WaveNetConfig, bits_per_sample, mu_law_decode,
                             mu_law_encode)
 
-from .common import Budget, RunDir, WeightAverage
+from .common import Budget, RunDir, WeightAverage, add_device_flag, pick_device
 from .data import AUDIO_SETS, AudioSet, load_audio
 
 TINY = dict(residual_channels=8, gate_channels=8, skip_channels=8, head_channels=16, cycle=4,
@@ -128,6 +128,7 @@ def lr_at(step: int, args) -> float:
 
 def train(args) -> Path:
     torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
     data = load_audio(args.data)
     if args.tiny:
         data.train, data.val = data.train[:6], data.val[:2]
@@ -140,7 +141,7 @@ def train(args) -> Path:
     names = [f"MIDI {p}" for p in range(21, 109)] if conditioned else []
     config = WaveNetConfig(**sizes, classes=88 if conditioned else 0, class_names=names,
                            sample_rate=data.sample_rate, dataset=AUDIO_SETS[args.data][1])
-    model = WaveNet(config)
+    model = WaveNet(config).to(device)
     data = with_lead_in(data, config.receptive_field)
     ema = WeightAverage(model, args.ema, warmup=True)  # Polyak averaging, as in the paper
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -155,8 +156,9 @@ def train(args) -> Path:
     length = rf + args.window
     val_x, val_c = validation_windows(data, rf + (2000 if args.tiny else 8000),
                                       4 if args.tiny else args.val_windows)
+    val_x, val_c = val_x.to(device), val_c.to(device)
     rng = np.random.default_rng(args.seed + step)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
     budget, last_eval = Budget(args.minutes), time.time()
     running, running_n = 0.0, 0
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters, receptive field {rf} "
@@ -166,6 +168,7 @@ def train(args) -> Path:
         model.train()
         x, c = batch_of(data.train, data.train_classes, length, args.batch_size, rng,
                         args.onset_share if conditioned else 0.0)
+        x, c = x.to(device, non_blocking=True), c.to(device, non_blocking=True)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         with autocast:
@@ -195,6 +198,7 @@ def train(args) -> Path:
                                 training=dict(step=step, samples_seen=seen, val_bits=val,
                                               weights="EMA" if val_ema <= val_raw else "raw",
                                               batch_size=args.batch_size, window=args.window,
+                                              device=device.type,
                                               command=command_line(args)))
             run.log(record)
             print(f"step {step} train {record['train_bits']:.4f} held-out {val_raw:.4f} "
@@ -236,6 +240,7 @@ def main(argv=None) -> None:
     p.add_argument("--eval-every", type=int, default=None, help="(250; tiny: 10)")
     p.add_argument("--val-windows", type=int, default=48)
     p.add_argument("--threads", type=int, default=2)
+    add_device_flag(p)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--minutes", type=float, default=0)
     p.add_argument("--onset-share", type=float, default=ONSET_SHARE,
