@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 export GDL_CACHE ?= $(HOME)/.cache/gdl-studio
 
-.PHONY: run test install install-test browser ffmpeg backbones bench clean
+.PHONY: run test install install-test browser ffmpeg backbones bench gpu-data clean
 
 run: install ffmpeg backbones
 	$(BIN)/python app.py
@@ -36,6 +36,14 @@ backbones: $(BIN)/python
 
 bench: install backbones
 	$(BIN)/python -m benchmarks.run
+
+# for a lent GPU machine that sees only this folder: copy data sets into the ignored gpu-data/
+# (e.g. `make gpu-data SETS="digits audio/ljspeech_16k"`), carry it, set GDL_DATA=gpu-data there
+GDL_DATA_SRC ?= ../shared/data
+SETS ?= digits
+gpu-data:
+	@for s in $(SETS); do mkdir -p gpu-data/$$(dirname $$s) && cp -r $(GDL_DATA_SRC)/$$s gpu-data/$$s || exit 1; done
+	@du -sh gpu-data
 
 clean:
 	rm -rf $(VENV) .pytest_cache
