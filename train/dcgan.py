@@ -157,7 +157,8 @@ def train(args) -> Path:
             save_pretrained(G, args.out, half=True, training=dict(
                 epoch=epoch + 1, run=str(run), balanced=args.balance,
                 images_seen=record["images"], batch_size=args.batch_size,
-                lr=args.lr, fid_1k=record.get("fid_1k"), device=device.type, command=command_line(args)))
+                lr=args.lr, fid_1k=record.get("fid_1k"), device=device.type,
+                command=command_line(args)))
         run_dir.log(record)
         print(f"epoch {epoch + 1}/{args.epochs} D {record['loss_d']:.3f} G {record['loss_g']:.3f} "
               f"D(x) {record['d_real']:.2f} D(G(z)) {record['d_fake']:.2f}"
