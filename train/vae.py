@@ -16,8 +16,11 @@ Measured and left out (MNIST, ten more epochs from the shipped model at lr 3e-4 
 and EMA, validation MSE): going on as is, 0.03341 -> 0.03339; adding 256 random Fourier features
 of z (0.5-32 cycles per unit, their weights zero-initialised, so the start was the same model)
 to the decoder's first layer, 0.03355. The posterior's sigma is about 0.005 against a spread of
-1.3, yet a decoder able to vary faster in z did not reconstruct better. The shipped model's MSE
-is 0.0315 on training images against 0.0334 on held-out ones.
+1.3, yet a decoder able to vary faster in z did not reconstruct better. A zero-initialised
+residual block (two 3x3 convolutions) after the decoder's 14x14 and 28x28 convolutions, twelve
+epochs: 0.03328, a third of a percent, still falling slowly; conv capacity helps a little, far
+from the anchor's 7%. The shipped model's MSE is 0.0315 on training images against 0.0334 on
+held-out ones.
 """
 from __future__ import annotations
 
