@@ -38,12 +38,13 @@ bench: install backbones
 	$(BIN)/python -m benchmarks.run
 
 # for a lent GPU machine that sees only this folder: copy data sets into the ignored gpu-data/
-# (e.g. `make gpu-data SETS="digits audio/ljspeech_16k"`), carry it, set GDL_DATA=gpu-data there
+# (e.g. `make gpu-data SETS="digits/mnist audio/ljspeech_16k"`), carry it, set GDL_DATA=gpu-data there
 GDL_DATA_SRC ?= ../shared/data
 SETS ?= digits
 gpu-data:
 	@for s in $(SETS); do mkdir -p gpu-data/$$(dirname $$s) && cp -r $(GDL_DATA_SRC)/$$s gpu-data/$$s || exit 1; done
 	@du -sh gpu-data
+	@test $$(du -sm gpu-data | cut -f1) -le 64 || echo "gpu-data is over 64 MiB, more than one device call carries: pick fewer sets"
 
 clean:
 	rm -rf $(VENV) .pytest_cache
