@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from models.runtime import device as default_device
+
 
 class RunDir:
     def __init__(self, folder: str | os.PathLike):
@@ -48,14 +50,13 @@ class RunDir:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``--device``: ``auto`` is the GPU where one is present, else the CPU; ``cuda`` without a
-    GPU is an error here, before any data is loaded, not a crash in the first step. On a GPU it
-    also allows TF32 matrix products and cuDNN's autotuning (fixed shapes: each trainer's are)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    """``--device``: ``auto`` is the app's choice (``models.runtime.device``: the GPU where one is
+    present, else the CPU, ``GDL_DEVICE`` overriding); ``cuda`` without a GPU is an error here,
+    before any data is loaded, not a crash in the first step. On a GPU it also allows TF32
+    matrix products and cuDNN's autotuning (fixed shapes: each trainer's are)."""
+    device = default_device() if name == "auto" else torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: no CUDA GPU on this machine")
+        raise SystemExit(f"--device {device}: no CUDA GPU on this machine")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
