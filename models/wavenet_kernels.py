@@ -3,6 +3,22 @@
 ``_step`` feeds one code through every layer (ring buffers of past layer inputs, two taps of
 each dilated convolution as one matrix) and the head; ``_feed`` teacher-forces a sequence;
 ``_generate`` samples, inverting the tempered softmax's CDF with one uniform number per sample.
+
+What makes it fast on a plain AVX2 CPU (AMD EPYC Zen 3, no AVX-512, one thread, the speech
+model; three interleaved runs on a noisy VM): generation went from 16,000-20,000 to 31,000-39,000
+samples per second (``benchmarks/wavenet.py``):
+
+* the gate tanh(a) * sigmoid(b) without calls into libm: sigmoid(b) = (1 + tanh(b / 2)) / 2,
+  and tanh is the rational approximation that Eigen, XLA and ONNX Runtime use for float32 tanh
+  (odd degree 13 over even degree 6 on the input clamped to +-7.9; largest error 3.4e-7 against
+  float64 tanh, where float32 rounding alone is 6e-8), which LLVM vectorises. libm's scalar
+  tanh and exp took about a quarter of each step (teacher forcing 21,000 -> 29,600 per second);
+* matrix-vector products four output rows at a time: each input value is loaded once per four
+  rows and four independent sums run side by side (29,600 -> 35,000-47,000 per second);
+* the sampler exponentiates each of the 256 logits once, not once for the sum and again for the
+  running CDF (within the noise of these runs).
+
+Logits differ from the libm version by at most 1.7e-4 on logits up to 206 (relative 1e-6).
 """
 from __future__ import annotations
 
@@ -13,6 +29,58 @@ import numba
 
 def _jit(fn):
     return numba.njit(cache=True, fastmath=True, nogil=True)(fn)
+
+
+_F = np.float32
+_ZERO, _HALF = _F(0.0), _F(0.5)
+_TANH_CLIP = _F(7.90531110763549805)
+_TANH_P = (_F(4.89352455891786e-03), _F(6.37261928875436e-04), _F(1.48572235717979e-05),
+           _F(5.12229709037114e-08), _F(-8.60467152213735e-11), _F(2.00018790482477e-13),
+           _F(-2.76076847742355e-16))
+_TANH_Q = (_F(4.89352518554385e-03), _F(2.26843463243900e-03), _F(1.18534705686654e-04),
+           _F(1.19825839466702e-06))
+
+
+@numba.njit(inline="always", fastmath=True)
+def _tanh(x):
+    """float32 tanh as p(x) / q(x) (odd degree 13 over even degree 6), branch-free."""
+    x = min(max(x, -_TANH_CLIP), _TANH_CLIP)
+    x2 = x * x
+    p = _TANH_P[6]
+    p = p * x2 + _TANH_P[5]
+    p = p * x2 + _TANH_P[4]
+    p = p * x2 + _TANH_P[3]
+    p = p * x2 + _TANH_P[2]
+    p = p * x2 + _TANH_P[1]
+    p = (p * x2 + _TANH_P[0]) * x
+    q = _TANH_Q[3]
+    q = q * x2 + _TANH_Q[2]
+    q = q * x2 + _TANH_Q[1]
+    q = q * x2 + _TANH_Q[0]
+    return p / q
+
+
+@numba.njit(inline="always", fastmath=True)
+def _add_matvec(w, x, out):
+    """out += w @ x for a row-major (m, n) matrix, four rows per pass over x."""
+    m, n = w.shape
+    o = 0
+    while o + 4 <= m:
+        a0, a1, a2, a3 = out[o], out[o + 1], out[o + 2], out[o + 3]
+        for i in range(n):
+            xi = x[i]
+            a0 += w[o, i] * xi
+            a1 += w[o + 1, i] * xi
+            a2 += w[o + 2, i] * xi
+            a3 += w[o + 3, i] * xi
+        out[o], out[o + 1], out[o + 2], out[o + 3] = a0, a1, a2, a3
+        o += 4
+    while o < m:
+        a = out[o]
+        for i in range(n):
+            a += w[o, i] * x[i]
+        out[o] = a
+        o += 1
 
 
 @_jit
@@ -26,55 +94,48 @@ def _step(code, prev, t, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
     H = wh1.shape[0]
     Q = wh2.shape[0]
     mask = hist.shape[1] - 1
+    residual = x2[R:]                      # x2 = [the input `dilation` steps ago, the input now]
     # causal input convolution on the one-hot code: two table lookups (bias folded into emb1)
     for i in range(R):
-        x2[R + i] = emb1[code, i]
+        residual[i] = emb1[code, i]
     if prev >= 0:
         for i in range(R):
-            x2[R + i] += emb0[prev, i]
+            residual[i] += emb0[prev, i]
     for i in range(S):
         skip[i] = bs[i]
     for layer in range(L):
         slot = t & mask
         back = (t - dil[layer]) & mask
         for i in range(R):
-            hist[layer, slot, i] = x2[R + i]
+            hist[layer, slot, i] = residual[i]
             x2[i] = hist[layer, back, i] if t >= dil[layer] else 0.0
         # dilated convolution: both taps as one (2G x 2R) matrix on [past, now]
         for o in range(twoG):
-            acc = bd[layer, o]
-            for i in range(twoR):
-                acc += wd[layer, o, i] * x2[i]
-            z[o] = acc
-        for o in range(G):
-            g[o] = np.tanh(z[o]) / (1.0 + np.exp(-z[G + o]))
-        for o in range(S):
-            acc = 0.0
-            for i in range(G):
-                acc += ws[layer, o, i] * g[i]
-            skip[o] += acc
+            z[o] = bd[layer, o]
+        _add_matvec(wd[layer], x2, z)
+        for o in range(G):                 # tanh(a) * sigmoid(b), sigmoid(b) = (1 + tanh(b/2))/2
+            g[o] = _tanh(z[o]) * (_HALF + _HALF * _tanh(_HALF * z[G + o]))
+        _add_matvec(ws[layer], g, skip)
         if layer < L - 1:
             for o in range(R):
-                acc = br[layer, o]
-                for i in range(G):
-                    acc += wr[layer, o, i] * g[i]
-                x2[R + o] += acc
+                residual[o] += br[layer, o]
+            _add_matvec(wr[layer], g, residual)
     for i in range(S):
-        skip[i] = max(skip[i], 0.0)
+        skip[i] = max(skip[i], _ZERO)
     for o in range(H):
-        acc = bh1[o]
-        for i in range(S):
-            acc += wh1[o, i] * skip[i]
-        hid[o] = max(acc, 0.0)
+        hid[o] = bh1[o]
+    _add_matvec(wh1, skip, hid)
+    for o in range(H):
+        hid[o] = max(hid[o], _ZERO)
     for o in range(Q):
-        acc = bh2[o]
-        for i in range(H):
-            acc += wh2[o, i] * hid[i]
-        logits[o] = acc
+        logits[o] = bh2[o]
+    _add_matvec(wh2, hid, logits)
 
 
 @_jit
-def _draw(logits, temperature, u):
+def _draw(logits, temperature, u, weights):
+    """Invert the CDF of softmax(logits / temperature) at u (the arg max at temperature 0).
+    ``weights`` (float64, one per class) receives the unnormalised probabilities."""
     Q = logits.shape[0]
     best = 0
     for i in range(1, Q):
@@ -82,14 +143,15 @@ def _draw(logits, temperature, u):
             best = i
     if temperature <= 0.0:
         return best
-    top = logits[best]
+    top = np.float64(logits[best])
     total = 0.0
     for i in range(Q):
-        total += np.exp((np.float64(logits[i]) - top) / temperature)
+        weights[i] = np.exp((np.float64(logits[i]) - top) / temperature)
+        total += weights[i]
     target = u * total
     acc = 0.0
     for i in range(Q):
-        acc += np.exp((np.float64(logits[i]) - top) / temperature)
+        acc += weights[i]
         if acc >= target:
             return i
     return Q - 1
@@ -112,12 +174,13 @@ def _feed(codes, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2, 
 def _generate(n, u, temperature, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
               dil, hist, x2, z, g, skip, hid, logits, out):
     """Sample n codes; state holds (t, previous code, code to feed next)."""
+    weights = np.empty(logits.shape[0], np.float64)
     for i in range(n):
         code = state[2]
         _step(code, state[1], state[0], emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
               dil, hist, x2, z, g, skip, hid, logits)
         state[1] = code
         state[0] += 1
-        nxt = _draw(logits, temperature, u[i])
+        nxt = _draw(logits, temperature, u[i], weights)
         out[i] = nxt
         state[2] = nxt

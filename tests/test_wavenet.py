@@ -116,6 +116,49 @@ def test_fast_and_eager_buffers_compute_the_plain_forward(classes, cls):
     np.testing.assert_allclose(eager, plain, atol=2e-5, rtol=1e-5)
 
 
+
+def test_fast_path_with_channel_counts_that_are_not_multiples_of_four():
+    """The compiled matrix-vector products take four rows at a time; the rows left over (here
+    every layer has some) must be computed too."""
+    torch.manual_seed(3)
+    model = WaveNet(WaveNetConfig(residual_channels=6, gate_channels=5, skip_channels=7,
+                                  head_channels=9, cycle=3, stacks=2)).eval()
+    codes = codes_of(200, seed=1)
+    plain = teacher_forced_logits(model, codes, None)
+    np.testing.assert_allclose(FastWaveNet(model).feed(codes, record=True), plain,
+                               atol=2e-5, rtol=1e-5)
+
+
+def test_compiled_gate_matches_tanh_and_sigmoid():
+    """The loop's tanh is a rational approximation (no libm calls, so it vectorises): it must
+    agree with float64 tanh to float32 precision everywhere, saturate, and be odd; the gate
+    uses it for the sigmoid too."""
+    import numba
+
+    from models.wavenet_kernels import _tanh
+
+    @numba.njit
+    def gate(a, b, out):
+        for i in range(a.shape[0]):
+            out[i] = _tanh(a[i]) * (np.float32(0.5) + np.float32(0.5) * _tanh(np.float32(0.5) * b[i]))
+
+    x = np.concatenate([np.linspace(-20, 20, 400001), np.geomspace(1e-7, 1, 2000),
+                        [1e4, -1e4, np.inf, -np.inf]]).astype(np.float32)
+    ref = np.tanh(x.astype(np.float64))
+    got = np.zeros_like(x)
+    gate(x, np.full_like(x, 1e4), got)                 # sigmoid(1e4) = 1: the gate is tanh
+    assert np.abs(got - ref).max() < 5e-7
+    small = (np.abs(x) < 1e-3) & (x != 0)              # no cancellation near 0: relative error
+    assert (np.abs(got - ref)[small] / np.abs(ref[small])).max() < 1e-6
+    np.testing.assert_allclose(got[-4:], [1, -1, 1, -1], atol=5e-7)   # saturates, no NaN
+    mirrored = np.zeros_like(x)
+    gate(-x, np.full_like(x, 1e4), mirrored)
+    np.testing.assert_array_equal(mirrored, -got)     # odd, exactly
+    b = np.linspace(-30, 30, 60001).astype(np.float32)
+    gate(np.full_like(b, 20.0), b, got[:len(b)])       # tanh(20) = 1: the gate is sigmoid
+    sig = 1 / (1 + np.exp(-b.astype(np.float64)))
+    assert np.abs(got[:len(b)] - sig).max() < 5e-7
+
 def test_the_three_paths_sample_the_same_audio_from_a_seed():
     model = tiny()
     primer = codes_of(40)
