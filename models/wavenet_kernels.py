@@ -18,7 +18,8 @@ samples per second (``benchmarks/wavenet.py``):
 * the sampler exponentiates each of the 256 logits once, not once for the sum and again for the
   running CDF (within the noise of these runs).
 
-Logits differ from the libm version by at most 1.7e-4 on logits up to 206 (relative 1e-6).
+Teacher-forced on 2,000 samples of the speech model, the logits (up to 206 in size) differ from
+the libm version's by at most 1.7e-4; the card's 4 s piano example (seed 0) came out the same.
 """
 from __future__ import annotations
 
