@@ -19,7 +19,8 @@ samples per second (``benchmarks/wavenet.py``):
   running CDF (within the noise of these runs).
 
 Teacher-forced on 2,000 samples of the speech model, the logits (up to 206 in size) differ from
-the libm version's by at most 1.7e-4; the card's 4 s piano example (seed 0) came out the same.
+the libm version's by at most 1.7e-4; the card's 4 s piano example (seed 0) comes out sample for
+sample the same for its first 61,159 samples (3.8 s), where one draw falls the other way.
 """
 from __future__ import annotations
 
