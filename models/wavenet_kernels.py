@@ -63,6 +63,12 @@ def _tanh(x):
 
 
 @numba.njit(inline="always", fastmath=True)
+def _gate(a, b):
+    """The gated unit tanh(a) * sigmoid(b), with sigmoid(b) = (1 + tanh(b / 2)) / 2."""
+    return _tanh(a) * (_HALF + _HALF * _tanh(_HALF * b))
+
+
+@numba.njit(inline="always", fastmath=True)
 def _add_matvec(w, x, out):
     """out += w @ x for a row-major (m, n) matrix, four rows per pass over x."""
     m, n = w.shape
@@ -115,8 +121,8 @@ def _step(code, prev, t, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
         for o in range(twoG):
             z[o] = bd[layer, o]
         _add_matvec(wd[layer], x2, z)
-        for o in range(G):                 # tanh(a) * sigmoid(b), sigmoid(b) = (1 + tanh(b/2))/2
-            g[o] = _tanh(z[o]) * (_HALF + _HALF * _tanh(_HALF * z[G + o]))
+        for o in range(G):
+            g[o] = _gate(z[o], z[G + o])
         _add_matvec(ws[layer], g, skip)
         if layer < L - 1:
             for o in range(R):
