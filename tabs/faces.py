@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from models.dcgan import (PRESETS, FaceAttributes, Generator, arithmetic, attribute_directions,
-                          generate, latents, neighbours, pick_groups, slerp, to_uint8)
+                          generate, latents, move_along, neighbours, pick_groups, slerp, to_uint8)
 from models.hub import WEIGHTS_DIR, from_pretrained, resolve
 from models.runtime import device, generator
 
@@ -80,7 +80,10 @@ carry meaning, which is why vectors can be added and subtracted
   ghostly double exposure.
 * **Neighbours**: eight faces from small random steps around the result (the noise slider).
 * **Attribute sliders** move a face along directions found by a classifier: the mean *z* of
-  faces it calls smiling minus the mean of faces it calls neutral, and so on.
+  faces it calls smiling minus the mean of faces it calls neutral, and so on. The directions are
+  tangled: few women in the training photos wear glasses, so the glasses direction also points
+  towards "man". **Keep the other attributes** drops the part of a move that would push the face
+  across another attribute it has (or lacks), so a woman gets glasses and stays a woman.
 * **Interpolation** walks from one face to another along a great circle (spherical
   interpolation), which keeps every step as typical as the ends.
 """
@@ -205,24 +208,44 @@ def big(face: np.ndarray, size: int = 256) -> np.ndarray:
     return np.asarray(Image.fromarray(face).resize((size, size), Image.Resampling.NEAREST))
 
 
-def edit(seed, face, *shifts, progress=gr.Progress()):
-    """A face moved along the attribute directions."""
+def edit(seed, face, *values, progress=gr.Progress()):
+    """A face moved along the attribute directions: one shift per slider, then (optionally)
+    whether to keep the other attributes on their side."""
     seed = seed_value(seed)
     face = face_index(face, "Face")
+    shifts, keep = values[:len(SLIDERS)], values[len(SLIDERS):] or (True,)
+    if len(shifts) < len(SLIDERS) or len(keep) > 1:
+        raise gr.Error(f"Give the face {len(SLIDERS)} slider values ({', '.join(SLIDERS.values())}) "
+                       "and then, optionally, 'keep the other attributes' (true or false).")
+    keep = keep[0]
+    if keep is None:
+        keep = True
+    if not isinstance(keep, bool):
+        raise gr.Error("'Keep the other attributes' must be true or false.")
     studio = STUDIO.get(progress)
     z = studio.pool(seed)[face]
-    moved = z.clone()
-    missing = []
+    wanted, missing = {}, []
     for name, value in zip(SLIDERS, shifts):
         value = number(value, f"{SLIDERS[name].capitalize()} shift", -MAX_SHIFT, MAX_SHIFT)
         if value and name in studio.directions:
-            moved += value * studio.directions[name]
+            wanted[name] = value
         elif value:
             missing.append(f"no {SLIDERS[name]} direction (too few confident examples)")
-    images = studio.images(torch.stack([z, moved]))
-    faces = to_uint8(images)
+    before = studio.images(z[None])
+    sides = None
+    if keep:
+        names = studio.clf.config.attributes
+        sides = {n: bool(p > 0.5) for n, p in zip(names, studio.clf.probabilities(before)[0])}
+    moved, held = move_along(z, wanted, studio.directions, keep=sides)
+    after = studio.images(moved[None])
+    faces = to_uint8(torch.cat([before, after]))
+    note = ""
+    if held:
+        note = (" Held on their side: " + ", ".join(
+            f"{SLIDERS.get(n, n)} ({'yes' if sides[n] else 'no'})" for n in held) +
+            " (the move lost its part that pointed across them).")
     return (big(faces[0]), big(faces[1]), sentence(missing) +
-            f"Face #{face}. The classifier reads the edited face as: {studio.reading(images[1:])}.")
+            f"Face #{face}. The classifier reads the edited face as: {studio.reading(after)}.{note}")
 
 
 def interpolate(seed, start, end, steps, progress=gr.Progress()):
@@ -310,6 +333,10 @@ def build(blocks: gr.Blocks) -> bool:
                                       label="Face number")
                 sliders = [gr.Slider(-MAX_SHIFT, MAX_SHIFT, value=0, step=0.25, label=label)
                            for label in SLIDERS.values()]
+                keep_others = gr.Checkbox(
+                    value=True, label="Keep the other attributes",
+                    info="Don't let a move cross the others: glasses for a woman without "
+                         "making her a man (this generator links the two).")
                 edit_btn = gr.Button("Apply", elem_id="faces-edit")
                 with gr.Row():
                     before = gr.Image(label="before", format="png", interactive=False, height=200)
@@ -345,7 +372,7 @@ def build(blocks: gr.Blocks) -> bool:
                      [a, b, c, edit_face, start, end], queue=False, api_visibility="private")
         pick_btn.click(pick, [seed, preset], [a, b, c, status], api_name="faces_pick")
         run.click(**result_view, api_name="faces_arithmetic")
-        edit_btn.click(edit, [seed, edit_face, *sliders], [before, after, status],
+        edit_btn.click(edit, [seed, edit_face, *sliders, keep_others], [before, after, status],
                        api_name="faces_edit")
         interp_btn.click(interpolate, [seed, start, end, steps], [strip, animation, status],
                          api_name="faces_interpolate")

@@ -1,6 +1,8 @@
 """The app end to end through gradio_client: every named endpoint, bad input, still serving."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
@@ -313,10 +315,35 @@ def test_faces_arithmetic_edit_interpolate(client):
     assert Image.open(result).size == (256, 256) and Image.open(pixel).size == (256, 256)
     assert Image.open(around).size == (4 * 98 - 2, 2 * 98 - 2)
     assert status.startswith("Group C has one face") and "classifier reads" in status
-    before, after, status = client.predict(11, 3, 0, 0, 0, 0, 0, api_name="/faces_edit")
+    before, after, status = client.predict(11, 3, 0, 0, 0, 0, 0, True, api_name="/faces_edit")
     assert Image.open(before).tobytes() == Image.open(after).tobytes()  # no shift, same face
-    _, moved, status = client.predict(11, 3, 6, 0, 0, 0, 0, api_name="/faces_edit")
+    _, moved, status = client.predict(11, 3, 6, 0, 0, 0, 0, True, api_name="/faces_edit")
     assert Image.open(moved).tobytes() != Image.open(before).tobytes() and "Face #3" in status
+
+
+def reading(status: str) -> dict[str, float]:
+    """The classifier's reading in an edit's status: {'male': 0.03, 'glasses': 0.97, ...}."""
+    text = status.split("reads the edited face as:")[1].split(".")[0]
+    return {m[0].strip(): float(m[1]) / 100 for m in re.findall(r"([a-z ]+) (\d+)%", text)}
+
+
+@pytestmark_faces
+def test_faces_glasses_for_a_woman_keep_her_a_woman(client):
+    """The glasses direction is tied to 'male'; with 'keep the other attributes' (the default)
+    a woman gets glasses and stays a woman; without it she is pushed across to 'male'."""
+    for face in range(40):   # the first woman without glasses among seed 11's faces
+        now = reading(client.predict(11, face, 0, 0, 0, 0, 0, True, api_name="/faces_edit")[2])
+        if now["male"] < 0.2 and now["glasses"] < 0.2:
+            break
+    else:
+        pytest.fail("no woman without glasses among the first 40 faces")
+    kept = client.predict(11, face, 0, 6, 0, 0, 0, True, api_name="/faces_edit")[2]
+    plain = client.predict(11, face, 0, 6, 0, 0, 0, False, api_name="/faces_edit")[2]
+    assert "Held on their side: " in kept and "male (no)" in kept and "Held" not in plain
+    assert reading(kept)["glasses"] > 0.5 and reading(kept)["male"] < 0.5
+    assert reading(plain)["glasses"] > 0.5
+    # the checkbox may be left out through the API (it defaults to on)
+    assert client.predict(11, face, 0, 6, 0, 0, 0, api_name="/faces_edit")[2] == kept
     strip, gif, status = client.predict(11, 3, 9, 6, api_name="/faces_interpolate")
     assert Image.open(strip).size == (6 * 64, 64)
     animation = Image.open(gif)
@@ -338,7 +365,9 @@ def test_faces_bad_input(client, args, message):
     with pytest.raises(AppError, match=message):
         client.predict(*args, api_name="/faces_arithmetic")
     with pytest.raises(AppError, match="greater than maximum"):
-        client.predict(11, 3, 500, 0, 0, 0, 0, api_name="/faces_edit")
+        client.predict(11, 3, 500, 0, 0, 0, 0, True, api_name="/faces_edit")
+    with pytest.raises(AppError, match="must be true or false"):
+        client.predict(11, 3, 1, 0, 0, 0, 0, "maybe", api_name="/faces_edit")
     with pytest.raises(AppError, match="not in the list of choices"):  # Gradio checks dropdowns
         client.predict(11, "frowning dog", api_name="/faces_pick")
     assert "seed 11" in client.predict(11, api_name="/faces_gallery")[1]

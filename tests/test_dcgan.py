@@ -10,7 +10,7 @@ import torch
 
 from models.dcgan import (PRESETS, DCGANConfig, Discriminator, FaceAttrConfig, FaceAttributes,
                           Generator, arithmetic, attribute_directions, generate, hits, latents,
-                          matches, neighbours, pick_groups, slerp, to_uint8)
+                          matches, move_along, neighbours, pick_groups, slerp, to_uint8)
 from models.hub import WEIGHTS_DIR, from_pretrained
 
 DCGAN = WEIGHTS_DIR / "dcgan-faces"
@@ -87,6 +87,38 @@ def test_groups_and_directions_from_classifier_probabilities():
     d = attribute_directions(z, torch.stack([smiling, torch.full((400,), 0.5)], 1), names)
     assert set(d) == {"Smiling"} and float(d["Smiling"].norm()) == pytest.approx(1)
     assert float(d["Smiling"][0]) > 0.9
+
+
+def test_moves_keep_the_other_attributes_on_their_side():
+    # 'glasses' is entangled with 'male': it points half along it; 'smiling' is independent
+    e = torch.eye(4)
+    dirs = {"Eyeglasses": (e[0] + e[1]) / math.sqrt(2), "Male": e[1], "Smiling": e[2]}
+    z = torch.zeros(4)
+    plain, held = move_along(z, {"Eyeglasses": 2.0}, dirs)
+    assert torch.allclose(plain, 2 * dirs["Eyeglasses"]) and held == []
+    # a woman: the part towards 'male' goes, the rest is rescaled to the full step
+    woman, held = move_along(z, {"Eyeglasses": 2.0}, dirs, keep={"Male": False, "Smiling": True})
+    assert torch.allclose(woman, 2 * e[0], atol=1e-6) and held == ["Male"]
+    # a man: the same part points further into 'male', so the raw direction stays
+    man, held = move_along(z, {"Eyeglasses": 2.0}, dirs, keep={"Male": True})
+    assert torch.allclose(man, plain) and held == []
+    # taking glasses off a man would make him less male: that part goes instead
+    off, held = move_along(z, {"Eyeglasses": -2.0}, dirs, keep={"Male": True})
+    assert torch.allclose(off, -2 * e[0], atol=1e-6) and held == ["Male"]
+    # an attribute that is moved is not kept; zero shifts do nothing
+    both, held = move_along(z, {"Eyeglasses": 2.0, "Male": -1.0, "Smiling": 0.0}, dirs,
+                            keep={"Male": True, "Smiling": False})
+    assert torch.allclose(both, 2 * dirs["Eyeglasses"] - e[1]) and held == []
+    # a move that lies within a kept direction is dropped rather than reversed
+    gone, held = move_along(z, {"Male": 1.0}, {"Male": e[1], "Beard": e[1]}, keep={"Beard": False})
+    assert torch.allclose(gone, z) and held == ["Beard"]
+    # after projecting out one kept direction, another one it now opposes goes too
+    dirs3 = {"X": torch.tensor([1.0, 0.6, 0.0, 0.0]) / math.hypot(1, 0.6),
+             "A": torch.tensor([0.0, 1.0, 0.0, 0.0]),
+             "B": torch.tensor([0.6, -0.8, 0.0, 0.0])}
+    v, held = move_along(z, {"X": 1.0}, dirs3, keep={"A": False, "B": True})
+    for k, side in (("A", -1), ("B", 1)):
+        assert side * float(v @ dirs3[k]) >= -1e-6, k
 
 
 def test_preset_picks_are_the_surest_faces_and_fall_back_to_lower_confidence():
@@ -193,3 +225,36 @@ def test_shipped_dcgan_card_and_the_tabs_preset_results():
         rate = hits(p, names, PRESETS[title].target).float().mean().item()
         assert abs(rate - card["latent"]) <= 0.25, (title, rate, card["latent"])
         assert rate > 2 * prior
+
+
+@shipped
+def test_glasses_slider_keeps_women_women_on_the_shipped_generator():
+    """The shipped generator ties glasses to men; the tab's 'keep the other attributes' move
+    gives women glasses without making them men (the plain move does)."""
+    G = from_pretrained(Generator, DCGAN)
+    clf = from_pretrained(FaceAttributes, CLASSIFIER)
+    from safetensors.torch import load_file
+
+    dirs = load_file(str(DCGAN / "attribute_directions.safetensors"))
+    dirs = {k: v.float() for k, v in dirs.items()}
+    names = clf.config.attributes
+    gl, male = names.index("Eyeglasses"), names.index("Male")
+    z = latents(600, torch.Generator().manual_seed(5), G.config.nz)
+    p = clf.probabilities(generate(G, z))
+    women = torch.where((p[:, male] < 0.5) & (p[:, gl] < 0.5))[0][:60]
+    assert len(women) >= 40
+    plain, kept = [], []
+    for i in women:
+        keep = {n: bool(p[i, j] > 0.5) for j, n in enumerate(names)}
+        plain.append(move_along(z[i], {"Eyeglasses": 6.0}, dirs)[0])
+        kept.append(move_along(z[i], {"Eyeglasses": 6.0}, dirs, keep=keep)[0])
+    q_plain = clf.probabilities(generate(G, torch.stack(plain)))
+    q_kept = clf.probabilities(generate(G, torch.stack(kept)))
+    assert (q_plain[:, gl] > 0.5).float().mean() > 0.9 and (q_plain[:, male] < 0.5).float().mean() < 0.3
+    assert (q_kept[:, gl] > 0.5).float().mean() > 0.9, "the kept move must still add glasses"
+    assert (q_kept[:, male] < 0.5).float().mean() > 0.7, "most women must stay women"
+    # the card reports the same measure (300 women, seed 11) in its sliders' section
+    women = json.loads((DCGAN / "metrics.json").read_text())["sliders"]["rates"]["Eyeglasses (women)"]
+    readme = (DCGAN / "README.md").read_text()
+    assert f"keeping the others, {women['kept']['others_kept']['Male']:.0%} stay women" in readme
+    assert women["kept"]["others_kept"]["Male"] > 0.7 > women["plain"]["others_kept"]["Male"]

@@ -1,5 +1,9 @@
 """Measure a trained DCGAN and write its card: FID, latent vs pixel arithmetic success, the
-attribute directions the tab uses, sample images.  ``python -m train.dcgan --card-only --out F``."""
+attribute directions the tab uses and how its sliders move faces, sample images.
+
+    python -m train.dcgan --card-only --out weights/dcgan-faces   # the whole card (needs the run's log)
+    python -m train.face_card --sliders weights/dcgan-faces       # only the sliders' section
+"""
 from __future__ import annotations
 
 import json
@@ -11,7 +15,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from models.dcgan import (PRESETS, FaceAttributes, Generator, arithmetic, attribute_directions,
-                          generate, hits, latents, matches, neighbours, pick_groups, slerp, to_uint8)
+                          generate, hits, latents, matches, move_along, neighbours, pick_groups,
+                          slerp, to_uint8)
 from models.hub import WEIGHTS_DIR, from_pretrained
 from models.runtime import generator
 
@@ -23,6 +28,9 @@ TRIPLETS = 200
 TAB_SEEDS = 200    # seeds of the tab's own preset picks (each: 256 faces, the surest 3 per group)
 TAB_POOL = 256
 DIRECTIONS = "attribute_directions.safetensors"
+SLIDER_FACES = 300   # faces per row of the sliders' table
+SLIDER_SHIFT = 6.0
+SLIDERS_BEGIN, SLIDERS_END = "<!-- sliders -->", "<!-- /sliders -->"
 
 
 def training_schedule(log_path: Path, upto: int | None) -> str:
@@ -108,6 +116,130 @@ def tab_rates(G, clf, seeds: int = TAB_SEEDS, fast: bool = True) -> tuple[dict, 
     return out, results
 
 
+def slider_rates(G, clf, dirs: dict, faces: int = SLIDER_FACES, shift: float = SLIDER_SHIFT,
+                 seed: int = 11) -> dict:
+    """How the tab's attribute sliders move faces: for each attribute, faces that lack it (by
+    the classifier) are moved +shift along its direction, plainly and keeping the other
+    attributes (``move_along`` with the face's reading); reported: the share that gain the
+    attribute, and per other attribute the share whose reading stayed on the same side."""
+    names = clf.config.attributes
+    z = latents(8 * faces, torch.Generator().manual_seed(seed), G.config.nz)
+    p = clf.probabilities(generate(G, z))
+    out = {}
+    rows = [(name, name, p[:, j] < 0.5) for j, name in enumerate(names) if name in dirs]
+    if "Eyeglasses" in dirs and "Male" in names:   # the headline case: glasses for women
+        rows.append(("Eyeglasses (women)", "Eyeglasses",
+                     (p[:, names.index("Eyeglasses")] < 0.5) & (p[:, names.index("Male")] < 0.5)))
+    for label, name, lacking in rows:
+        j = names.index(name)
+        idx = torch.where(lacking)[0][:faces]
+        before = p[idx] > 0.5
+        row = {"faces": len(idx)}
+        for kind in ("plain", "kept"):
+            moved = torch.stack([move_along(z[i], {name: shift}, dirs, keep=(
+                {n: bool(p[i, k] > 0.5) for k, n in enumerate(names)} if kind == "kept" else None))[0]
+                for i in idx])
+            after = clf.probabilities(generate(G, moved)) > 0.5
+            row[kind] = dict(gained=after[:, j].float().mean().item(),
+                             others_kept={n: (after[:, k] == before[:, k]).float().mean().item()
+                                          for k, n in enumerate(names) if k != j})
+        out[label] = row
+    return out
+
+
+def figure_sliders(G, clf, dirs: dict, path: Path, seed: int = 11, per: int = 6) -> None:
+    """Three blocks (glasses, male, smiling +shift), each of women who lack the attribute: the
+    face, the plain move, the move keeping the other attributes."""
+    names = clf.config.attributes
+    z = latents(TAB_POOL, generator(seed), G.config.nz)
+    p = clf.probabilities(generate(G, z))
+    woman = p[:, names.index("Male")] < 0.5
+    blocks = []
+    for attr in ("Eyeglasses", "Male", "Smiling"):
+        idx = torch.where(woman & (p[:, names.index(attr)] < 0.5))[0][:per]
+        rows = []
+        for i in idx:
+            keep = {n: bool(p[i, k] > 0.5) for k, n in enumerate(names)}
+            trio = torch.stack([z[i], move_along(z[i], {attr: SLIDER_SHIFT}, dirs)[0],
+                                move_along(z[i], {attr: SLIDER_SHIFT}, dirs, keep=keep)[0]])
+            rows.append(np.concatenate(list(to_uint8(generate(G, trio))), 1))
+        blocks.append(np.concatenate(rows, 0))
+    image = np.concatenate(blocks, 1)
+    Image.fromarray(image).resize((image.shape[1] * 3 // 2, image.shape[0] * 3 // 2),
+                                  Image.NEAREST).save(path)
+
+
+def sliders_section(rates: dict, dirs: dict) -> str:
+    """The card's section on the attribute sliders (between markers, so it can be rewritten)."""
+    names = list(dirs)
+    cos = {(a, b): float(dirs[a] @ dirs[b]) for a in names for b in names}
+    pairs = sorted(((a, b) for i, a in enumerate(names) for b in names[i + 1:]),
+                   key=lambda ab: -abs(cos[ab]))[:3]
+    tangled = ", ".join(f"{a} / {b} {cos[(a, b)]:+.2f}" for a, b in pairs)
+    attrs = [n for n in rates if n in dirs]
+    rows = []
+    for label, r in rates.items():
+        own = label.split(" (")[0]
+        for kind, move in (("plain", "plain"), ("kept", "keeping the others")):
+            kept = " / ".join("-" if o == own else f"{r[kind]['others_kept'][o]:.0%}" for o in attrs)
+            rows.append(f"| {label} | {move} | {r[kind]['gained']:.0%} | {kept} | {r['faces']} |")
+    women = rates.get("Eyeglasses (women)")
+    headline = "" if women is None else (
+        f"Women given glasses: with the plain move {women['plain']['others_kept']['Male']:.0%} stay "
+        f"women ({women['plain']['gained']:.0%} wear glasses); keeping the others, "
+        f"{women['kept']['others_kept']['Male']:.0%} stay women ({women['kept']['gained']:.0%} wear "
+        "glasses).")
+    return f"""{SLIDERS_BEGIN}
+## Attribute sliders
+
+The tab's sliders move a face along the attribute directions (mean *z* of faces the classifier
+calls positive minus that of the negatives, unit length; `attribute_directions.safetensors`).
+They are tangled; the largest cosines between them:
+{tangled}.
+This generator saw few women with glasses, and its glasses direction also points towards
+"male". **Keep the other attributes** (the tab's default) drops the part of a move that points
+across another attribute the face has or lacks (`models.dcgan.move_along`).
+
+Measured: for each attribute, up to {SLIDER_FACES} generated faces the classifier says lack it, moved
++{SLIDER_SHIFT:g} along its direction; *gained*: the share the classifier then calls positive;
+then, for each other attribute, the share whose reading stayed on the same side of 50%
+(a slider's own attribute is marked -). {headline}
+
+![sliders](sliders.png)
+
+Women of the tab's seed 11, three blocks: glasses, male, smiling (+{SLIDER_SHIFT:g}); in each, the
+face, the plain move, and the move keeping the other attributes.
+
+| slider | move | gained | kept: {' / '.join(attrs)} | faces |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+{SLIDERS_END}"""
+
+
+def update_sliders(folder: Path) -> dict:
+    """Measure the sliders and write (or rewrite) their section of an existing card."""
+    folder = Path(folder)
+    G = from_pretrained(Generator, folder)
+    clf = from_pretrained(FaceAttributes, WEIGHTS_DIR / "face-attributes")
+    from safetensors.torch import load_file
+    dirs = {k: v.float() for k, v in load_file(str(folder / DIRECTIONS)).items()}
+    rates = slider_rates(G, clf, dirs)
+    figure_sliders(G, clf, dirs, folder / "sliders.png")
+    section = sliders_section(rates, dirs)
+    readme = (folder / "README.md").read_text()
+    if SLIDERS_BEGIN in readme:
+        head, rest = readme.split(SLIDERS_BEGIN, 1)
+        readme = head + section + rest.split(SLIDERS_END, 1)[1]
+    else:
+        readme = readme.replace("## Samples and interpolation", section + "\n\n## Samples and interpolation")
+    (folder / "README.md").write_text(readme)
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["sliders"] = dict(shift=SLIDER_SHIFT, rates=rates)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return rates
+
+
 def figure_arithmetic(G, clf, z, images, probs, path: Path, title: str, seed: int = 3) -> None:
     """Rows: the three faces of A, B, C and their averages; the result with 8 neighbours; pixels."""
     names = clf.config.attributes
@@ -133,6 +265,8 @@ def write_card(folder: Path) -> None:
     names = clf.config.attributes
     dirs = attribute_directions(z, probs, names)
     save_file({k: v.contiguous() for k, v in dirs.items()}, str(folder / DIRECTIONS))
+    sliders = slider_rates(G, clf, dirs)
+    figure_sliders(G, clf, dirs, folder / "sliders.png")
     rates = arithmetic_rates(G, clf, z, images, probs)
     tab, results = tab_rates(G, clf)
     # FID: 2,000 generated vs 2,000 real faces; and 2,000 other real faces vs the same (the floor)
@@ -163,7 +297,8 @@ def write_card(folder: Path) -> None:
     attr_share = {n: float((probs[:, j] > 0.5).float().mean()) for j, n in enumerate(names)}
     metrics = dict(fid_2k=fid, fid_2k_real_vs_real=floor, arithmetic_tab_picks=tab,
                    result_fid=realism, arithmetic=rates,
-                   generated_attribute_share=attr_share, pool=POOL)
+                   generated_attribute_share=attr_share, pool=POOL,
+                   sliders=dict(shift=SLIDER_SHIFT, rates=sliders))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     grid_image(to_uint8(images[:64])).resize((8 * 96, 8 * 96), Image.NEAREST).save(folder / "samples.png")
     for i, title in enumerate(list(PRESETS)[:2]):
@@ -266,6 +401,8 @@ generated faces that already are the target.
 Rows: the three faces of A, B and C; the faces generated from the three mean vectors, then the
 pixel result; the latent result followed by eight neighbours (noise 0.25).
 
+{sliders_section(sliders, dirs)}
+
 ## Samples and interpolation
 
 ![samples](samples.png)
@@ -274,3 +411,12 @@ pixel result; the latent result followed by eight neighbours (noise 0.25).
 Licence: CelebA is for non-commercial research use; so are these weights.
 """)
     print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sliders", metavar="FOLDER", required=True,
+                        help="rewrite only the attribute sliders' section of this card")
+    print(json.dumps(update_sliders(Path(parser.parse_args().sliders)), indent=2))
