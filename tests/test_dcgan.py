@@ -121,6 +121,43 @@ def test_moves_keep_the_other_attributes_on_their_side():
         assert side * float(v @ dirs3[k]) >= -1e-6, k
 
 
+def test_sliders_card_section_on_tiny_models(tmp_path):
+    """The card's sliders measure and figure run end to end (tiny random models): a row per
+    attribute and one for women given glasses, each with a plain and a kept move."""
+    from train.face_card import SLIDERS_BEGIN, SLIDERS_END, figure_sliders, slider_rates, sliders_section
+
+    torch.manual_seed(0)
+    G = Generator(DCGANConfig(ngf=8)).eval()
+    with torch.no_grad():
+        mean_face = G(torch.zeros(1, 100))
+
+    class Projections:   # a stand-in classifier whose readings vary from face to face
+        config = FaceAttrConfig()
+        w = torch.randn(3, 3 * 64 * 64, generator=torch.Generator().manual_seed(2))
+
+        def probabilities(self, x):
+            return torch.sigmoid(100 * (x - mean_face).flatten(1) @ self.w.T)
+
+    clf = Projections()
+    names = clf.config.attributes
+    g = torch.Generator().manual_seed(1)
+    dirs = {n: v / v.norm() for n, v in zip(names, torch.randn(len(names), 100, generator=g))}
+    glasses = dirs["Eyeglasses"] + dirs["Male"]              # entangled, as in the shipped one
+    dirs["Eyeglasses"] = glasses / glasses.norm()
+    rates = slider_rates(G, clf, dirs, faces=6)
+    assert set(rates) == set(names) | {"Eyeglasses (women)"}
+    for r in rates.values():
+        assert 0 < r["faces"] <= 6
+        for kind in ("plain", "kept"):
+            assert 0 <= r[kind]["gained"] <= 1 and len(r[kind]["others_kept"]) == len(names) - 1
+    drawn = figure_sliders(G, clf, dirs, tmp_path / "sliders.png", per=2)
+    assert drawn == (tmp_path / "sliders.png").is_file()
+    text = sliders_section(rates, dirs, drawn)
+    assert text.startswith(SLIDERS_BEGIN) and text.endswith(SLIDERS_END)
+    assert text.count("| keeping the others |") == len(rates) and "points towards" in text
+    assert ("![sliders](sliders.png)" in text) == drawn
+
+
 def test_preset_picks_are_the_surest_faces_and_fall_back_to_lower_confidence():
     names = ["Smiling", "Male"]
     spec = PRESETS["smiling woman - neutral woman + neutral man"]

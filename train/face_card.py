@@ -133,6 +133,8 @@ def slider_rates(G, clf, dirs: dict, faces: int = SLIDER_FACES, shift: float = S
     for label, name, lacking in rows:
         j = names.index(name)
         idx = torch.where(lacking)[0][:faces]
+        if len(idx) == 0:
+            continue
         before = p[idx] > 0.5
         row = {"faces": len(idx)}
         for kind in ("plain", "kept"):
@@ -147,9 +149,10 @@ def slider_rates(G, clf, dirs: dict, faces: int = SLIDER_FACES, shift: float = S
     return out
 
 
-def figure_sliders(G, clf, dirs: dict, path: Path, seed: int = 11, per: int = 6) -> None:
+def figure_sliders(G, clf, dirs: dict, path: Path, seed: int = 11, per: int = 6) -> bool:
     """Three blocks (glasses, male, smiling +shift), each of women who lack the attribute: the
-    face, the plain move, the move keeping the other attributes."""
+    face, the plain move, the move keeping the other attributes. False (nothing drawn) when
+    the seed's faces hold no such women."""
     names = clf.config.attributes
     z = latents(TAB_POOL, generator(seed), G.config.nz)
     p = clf.probabilities(generate(G, z))
@@ -157,6 +160,8 @@ def figure_sliders(G, clf, dirs: dict, path: Path, seed: int = 11, per: int = 6)
     blocks = []
     for attr in ("Eyeglasses", "Male", "Smiling"):
         idx = torch.where(woman & (p[:, names.index(attr)] < 0.5))[0][:per]
+        if attr not in dirs or len(idx) < per:
+            continue
         rows = []
         for i in idx:
             keep = {n: bool(p[i, k] > 0.5) for k, n in enumerate(names)}
@@ -164,12 +169,15 @@ def figure_sliders(G, clf, dirs: dict, path: Path, seed: int = 11, per: int = 6)
                                 move_along(z[i], {attr: SLIDER_SHIFT}, dirs, keep=keep)[0]])
             rows.append(np.concatenate(list(to_uint8(generate(G, trio))), 1))
         blocks.append(np.concatenate(rows, 0))
+    if not blocks:
+        return False
     image = np.concatenate(blocks, 1)
     Image.fromarray(image).resize((image.shape[1] * 3 // 2, image.shape[0] * 3 // 2),
                                   Image.NEAREST).save(path)
+    return True
 
 
-def sliders_section(rates: dict, dirs: dict) -> str:
+def sliders_section(rates: dict, dirs: dict, figure: bool = True) -> str:
     """The card's section on the attribute sliders (between markers, so it can be rewritten)."""
     names = list(dirs)
     cos = {(a, b): float(dirs[a] @ dirs[b]) for a in names for b in names}
@@ -189,6 +197,16 @@ def sliders_section(rates: dict, dirs: dict) -> str:
         f"women ({women['plain']['gained']:.0%} wear glasses); keeping the others, "
         f"{women['kept']['others_kept']['Male']:.0%} stay women ({women['kept']['gained']:.0%} wear "
         "glasses).")
+    linked = ""
+    if cos.get(("Eyeglasses", "Male"), 0.0) > 0.3:
+        linked = ('This generator saw few women with glasses, and its glasses direction also '
+                  'points towards\n"male". ')
+    picture = "" if not figure else f"""
+![sliders](sliders.png)
+
+Women of the tab's seed 11, three blocks: glasses, male, smiling (+{SLIDER_SHIFT:g}); in each, the
+face, the plain move, and the move keeping the other attributes.
+"""
     return f"""{SLIDERS_BEGIN}
 ## Attribute sliders
 
@@ -196,20 +214,14 @@ The tab's sliders move a face along the attribute directions (mean *z* of faces 
 calls positive minus that of the negatives, unit length; `attribute_directions.safetensors`).
 They are tangled; the largest cosines between them:
 {tangled}.
-This generator saw few women with glasses, and its glasses direction also points towards
-"male". **Keep the other attributes** (the tab's default) drops the part of a move that points
+{linked}**Keep the other attributes** (the tab's default) drops the part of a move that points
 across another attribute the face has or lacks (`models.dcgan.move_along`).
 
 Measured: for each attribute, up to {SLIDER_FACES} generated faces the classifier says lack it, moved
 +{SLIDER_SHIFT:g} along its direction; *gained*: the share the classifier then calls positive;
 then, for each other attribute, the share whose reading stayed on the same side of 50%
 (a slider's own attribute is marked -). {headline}
-
-![sliders](sliders.png)
-
-Women of the tab's seed 11, three blocks: glasses, male, smiling (+{SLIDER_SHIFT:g}); in each, the
-face, the plain move, and the move keeping the other attributes.
-
+{picture}
 | slider | move | gained | kept: {' / '.join(attrs)} | faces |
 |---|---|---|---|---|
 {chr(10).join(rows)}
@@ -224,8 +236,7 @@ def update_sliders(folder: Path) -> dict:
     from safetensors.torch import load_file
     dirs = {k: v.float() for k, v in load_file(str(folder / DIRECTIONS)).items()}
     rates = slider_rates(G, clf, dirs)
-    figure_sliders(G, clf, dirs, folder / "sliders.png")
-    section = sliders_section(rates, dirs)
+    section = sliders_section(rates, dirs, figure_sliders(G, clf, dirs, folder / "sliders.png"))
     readme = (folder / "README.md").read_text()
     if SLIDERS_BEGIN in readme:
         head, rest = readme.split(SLIDERS_BEGIN, 1)
@@ -266,7 +277,7 @@ def write_card(folder: Path) -> None:
     dirs = attribute_directions(z, probs, names)
     save_file({k: v.contiguous() for k, v in dirs.items()}, str(folder / DIRECTIONS))
     sliders = slider_rates(G, clf, dirs)
-    figure_sliders(G, clf, dirs, folder / "sliders.png")
+    drawn = figure_sliders(G, clf, dirs, folder / "sliders.png")
     rates = arithmetic_rates(G, clf, z, images, probs)
     tab, results = tab_rates(G, clf)
     # FID: 2,000 generated vs 2,000 real faces; and 2,000 other real faces vs the same (the floor)
@@ -401,7 +412,7 @@ generated faces that already are the target.
 Rows: the three faces of A, B and C; the faces generated from the three mean vectors, then the
 pixel result; the latent result followed by eight neighbours (noise 0.25).
 
-{sliders_section(sliders, dirs)}
+{sliders_section(sliders, dirs, drawn)}
 
 ## Samples and interpolation
 
