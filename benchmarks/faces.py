@@ -3,11 +3,10 @@ instant (goal: under 100 ms for 64 faces on this CPU)."""
 from __future__ import annotations
 
 import torch
-from safetensors.torch import load_file
 
 from benchmarks import best_of
 from models.dcgan import (DCGANConfig, FaceAttributes, Generator, arithmetic, generate, latents,
-                          move_along, neighbours)
+                          load_directions, move_along, neighbours, sides)
 from models.hub import WEIGHTS_DIR, from_pretrained
 from models.runtime import bf16_cpu
 
@@ -39,14 +38,13 @@ def run() -> list[tuple[str, str, str, str]]:
     classifier, directions = WEIGHTS_DIR / "face-attributes", folder / "attribute_directions.safetensors"
     if shipped and (classifier / "README.md").is_file() and directions.is_file():
         clf = from_pretrained(FaceAttributes, classifier)
-        dirs = {k: v.float() for k, v in load_file(str(directions)).items()}
+        dirs = load_directions(directions)
         names = clf.config.attributes
 
         def edit(keep: bool):   # as the tab: the face, its reading, the move, the edited face read
             before = generate(G_cl, z[:1], fast=True)
-            sides = ({n: bool(p > 0.5) for n, p in zip(names, clf.probabilities(before)[0])}
-                     if keep else None)
-            moved, _ = move_along(z[0], {"Eyeglasses": 6.0}, dirs, keep=sides)
+            now = sides(clf.probabilities(before)[0], names) if keep else None
+            moved, _ = move_along(z[0], {"Eyeglasses": 6.0}, dirs, keep=now)
             return clf.probabilities(generate(G_cl, moved[None], fast=True))
 
         kept, plain = best_of(lambda: edit(True), repeats=7), best_of(lambda: edit(False), repeats=7)

@@ -202,6 +202,19 @@ def attribute_directions(z: torch.Tensor, probs: torch.Tensor, names: list[str],
     return out
 
 
+def load_directions(path) -> dict[str, torch.Tensor]:
+    """The attribute directions saved with a generator's card (fp32, one unit vector each)."""
+    from safetensors.torch import load_file
+
+    return {k: v.float() for k, v in load_file(str(path)).items()}
+
+
+def sides(probs: torch.Tensor, names: list[str]) -> dict[str, bool]:
+    """One face's reading (probabilities (n_attributes,)) as attribute -> has it: the ``keep``
+    argument of :func:`move_along`."""
+    return {n: bool(p > 0.5) for n, p in zip(names, probs.tolist())}
+
+
 def move_along(z: torch.Tensor, shifts: dict[str, float], directions: dict[str, torch.Tensor],
                keep: dict[str, bool] | None = None) -> tuple[torch.Tensor, list[str]]:
     """``z`` (nz,) moved by ``shifts[name]`` along each attribute's unit direction.
@@ -215,12 +228,12 @@ def move_along(z: torch.Tensor, shifts: dict[str, float], directions: dict[str, 
     they do no harm (a man given glasses moves along the raw direction). Returns the moved z and
     the kept attributes a move was turned away from."""
     moved, held = z.clone(), []
+    side = {k: 1.0 if has else -1.0 for k, has in (keep or {}).items()
+            if k in directions and k not in shifts}
     for name, value in shifts.items():
         if not value or name not in directions:
             continue
         d = directions[name] * (1.0 if value > 0 else -1.0)
-        side = {k: 1.0 if has else -1.0 for k, has in (keep or {}).items()
-                if k in directions and k not in shifts}
         against: list[str] = []
         v = d
         while True:

@@ -9,10 +9,10 @@ import gradio as gr
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from models.dcgan import (PRESETS, FaceAttributes, Generator, arithmetic, attribute_directions,
-                          generate, latents, move_along, neighbours, pick_groups, slerp, to_uint8)
+                          generate, latents, load_directions, move_along, neighbours, pick_groups,
+                          sides, slerp, to_uint8)
 from models.hub import WEIGHTS_DIR, from_pretrained, resolve
 from models.runtime import device, generator
 
@@ -57,7 +57,7 @@ def _load(report) -> FaceStudio:
     clf = from_pretrained(FaceAttributes, CLASSIFIER, device="cpu")
     path = resolve(GENERATOR) / "attribute_directions.safetensors"
     if path.is_file():
-        directions = {k: v.float() for k, v in load_file(str(path)).items()}
+        directions = load_directions(path)
     else:  # a checkpoint without its card: estimate the directions from 2,048 samples
         report(0.8, "Estimating attribute directions")
         z = latents(2048, torch.Generator().manual_seed(0), G.config.nz)
@@ -213,12 +213,8 @@ def edit(seed, face, *values, progress=gr.Progress()):
     whether to keep the other attributes on their side."""
     seed = seed_value(seed)
     face = face_index(face, "Face")
-    shifts, keep = values[:len(SLIDERS)], values[len(SLIDERS):] or (True,)
-    if len(shifts) < len(SLIDERS) or len(keep) > 1:
-        raise gr.Error(f"Give the face {len(SLIDERS)} slider values ({', '.join(SLIDERS.values())}) "
-                       "and then, optionally, 'keep the other attributes' (true or false).")
-    keep = keep[0]
-    if keep is None:
+    *shifts, keep = values
+    if keep is None:   # the API may leave the checkbox out: it is on by default
         keep = True
     if not isinstance(keep, bool):
         raise gr.Error("'Keep the other attributes' must be true or false.")
@@ -232,17 +228,14 @@ def edit(seed, face, *values, progress=gr.Progress()):
         elif value:
             missing.append(f"no {SLIDERS[name]} direction (too few confident examples)")
     before = studio.images(z[None])
-    sides = None
-    if keep:
-        names = studio.clf.config.attributes
-        sides = {n: bool(p > 0.5) for n, p in zip(names, studio.clf.probabilities(before)[0])}
-    moved, held = move_along(z, wanted, studio.directions, keep=sides)
+    now = sides(studio.clf.probabilities(before)[0], studio.clf.config.attributes) if keep else None
+    moved, held = move_along(z, wanted, studio.directions, keep=now)
     after = studio.images(moved[None])
     faces = to_uint8(torch.cat([before, after]))
     note = ""
     if held:
         note = (" Held on their side: " + ", ".join(
-            f"{SLIDERS.get(n, n)} ({'yes' if sides[n] else 'no'})" for n in held) +
+            f"{SLIDERS.get(n, n)} ({'yes' if now[n] else 'no'})" for n in held) +
             " (the move lost its part that pointed across them).")
     return (big(faces[0]), big(faces[1]), sentence(missing) +
             f"Face #{face}. The classifier reads the edited face as: {studio.reading(after)}.{note}")

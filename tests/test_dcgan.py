@@ -10,7 +10,8 @@ import torch
 
 from models.dcgan import (PRESETS, DCGANConfig, Discriminator, FaceAttrConfig, FaceAttributes,
                           Generator, arithmetic, attribute_directions, generate, hits, latents,
-                          matches, move_along, neighbours, pick_groups, slerp, to_uint8)
+                          load_directions, matches, move_along, neighbours, pick_groups, sides,
+                          slerp, to_uint8)
 from models.hub import WEIGHTS_DIR, from_pretrained
 
 DCGAN = WEIGHTS_DIR / "dcgan-faces"
@@ -96,8 +97,10 @@ def test_moves_keep_the_other_attributes_on_their_side():
     z = torch.zeros(4)
     plain, held = move_along(z, {"Eyeglasses": 2.0}, dirs)
     assert torch.allclose(plain, 2 * dirs["Eyeglasses"]) and held == []
-    # a woman: the part towards 'male' goes, the rest is rescaled to the full step
-    woman, held = move_along(z, {"Eyeglasses": 2.0}, dirs, keep={"Male": False, "Smiling": True})
+    # a woman (read as such): the part towards 'male' goes, the rest is rescaled to the full step
+    reading = sides(torch.tensor([0.2, 0.9]), ["Male", "Smiling"])
+    assert reading == {"Male": False, "Smiling": True}
+    woman, held = move_along(z, {"Eyeglasses": 2.0}, dirs, keep=reading)
     assert torch.allclose(woman, 2 * e[0], atol=1e-6) and held == ["Male"]
     # a man: the same part points further into 'male', so the raw direction stays
     man, held = move_along(z, {"Eyeglasses": 2.0}, dirs, keep={"Male": True})
@@ -270,10 +273,7 @@ def test_glasses_slider_keeps_women_women_on_the_shipped_generator():
     gives women glasses without making them men (the plain move does)."""
     G = from_pretrained(Generator, DCGAN)
     clf = from_pretrained(FaceAttributes, CLASSIFIER)
-    from safetensors.torch import load_file
-
-    dirs = load_file(str(DCGAN / "attribute_directions.safetensors"))
-    dirs = {k: v.float() for k, v in dirs.items()}
+    dirs = load_directions(DCGAN / "attribute_directions.safetensors")
     names = clf.config.attributes
     gl, male = names.index("Eyeglasses"), names.index("Male")
     z = latents(600, torch.Generator().manual_seed(5), G.config.nz)
@@ -282,9 +282,8 @@ def test_glasses_slider_keeps_women_women_on_the_shipped_generator():
     assert len(women) >= 40
     plain, kept = [], []
     for i in women:
-        keep = {n: bool(p[i, j] > 0.5) for j, n in enumerate(names)}
         plain.append(move_along(z[i], {"Eyeglasses": 6.0}, dirs)[0])
-        kept.append(move_along(z[i], {"Eyeglasses": 6.0}, dirs, keep=keep)[0])
+        kept.append(move_along(z[i], {"Eyeglasses": 6.0}, dirs, keep=sides(p[i], names))[0])
     q_plain = clf.probabilities(generate(G, torch.stack(plain)))
     q_kept = clf.probabilities(generate(G, torch.stack(kept)))
     assert (q_plain[:, gl] > 0.5).float().mean() > 0.9 and (q_plain[:, male] < 0.5).float().mean() < 0.3

@@ -15,8 +15,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from models.dcgan import (PRESETS, FaceAttributes, Generator, arithmetic, attribute_directions,
-                          generate, hits, latents, matches, move_along, neighbours, pick_groups,
-                          slerp, to_uint8)
+                          generate, hits, latents, load_directions, matches, move_along, neighbours,
+                          pick_groups, sides, slerp, to_uint8)
 from models.hub import WEIGHTS_DIR, from_pretrained
 from models.runtime import generator
 
@@ -139,8 +139,7 @@ def slider_rates(G, clf, dirs: dict, faces: int = SLIDER_FACES, shift: float = S
         row = {"faces": len(idx)}
         for kind in ("plain", "kept"):
             moved = torch.stack([move_along(z[i], {name: shift}, dirs, keep=(
-                {n: bool(p[i, k] > 0.5) for k, n in enumerate(names)} if kind == "kept" else None))[0]
-                for i in idx])
+                sides(p[i], names) if kind == "kept" else None))[0] for i in idx])
             after = clf.probabilities(generate(G, moved)) > 0.5
             row[kind] = dict(gained=after[:, j].float().mean().item(),
                              others_kept={n: (after[:, k] == before[:, k]).float().mean().item()
@@ -164,9 +163,8 @@ def figure_sliders(G, clf, dirs: dict, path: Path, seed: int = 11, per: int = 6)
             continue
         rows = []
         for i in idx:
-            keep = {n: bool(p[i, k] > 0.5) for k, n in enumerate(names)}
             trio = torch.stack([z[i], move_along(z[i], {attr: SLIDER_SHIFT}, dirs)[0],
-                                move_along(z[i], {attr: SLIDER_SHIFT}, dirs, keep=keep)[0]])
+                                move_along(z[i], {attr: SLIDER_SHIFT}, dirs, keep=sides(p[i], names))[0]])
             rows.append(np.concatenate(list(to_uint8(generate(G, trio))), 1))
         blocks.append(np.concatenate(rows, 0))
     if not blocks:
@@ -233,16 +231,17 @@ def update_sliders(folder: Path) -> dict:
     folder = Path(folder)
     G = from_pretrained(Generator, folder)
     clf = from_pretrained(FaceAttributes, WEIGHTS_DIR / "face-attributes")
-    from safetensors.torch import load_file
-    dirs = {k: v.float() for k, v in load_file(str(folder / DIRECTIONS)).items()}
+    dirs = load_directions(folder / DIRECTIONS)
     rates = slider_rates(G, clf, dirs)
     section = sliders_section(rates, dirs, figure_sliders(G, clf, dirs, folder / "sliders.png"))
     readme = (folder / "README.md").read_text()
     if SLIDERS_BEGIN in readme:
         head, rest = readme.split(SLIDERS_BEGIN, 1)
         readme = head + section + rest.split(SLIDERS_END, 1)[1]
-    else:
+    elif "## Samples and interpolation" in readme:
         readme = readme.replace("## Samples and interpolation", section + "\n\n## Samples and interpolation")
+    else:
+        readme = readme.rstrip("\n") + "\n\n" + section + "\n"
     (folder / "README.md").write_text(readme)
     metrics_path = folder / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
