@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 export GDL_CACHE ?= $(HOME)/.cache/gdl-studio
 
-.PHONY: run test install install-test browser ffmpeg backbones bench gpu-data clean
+.PHONY: run test install install-test browser ffmpeg backbones bench cards gpu-data clean
 
 run: install ffmpeg backbones
 	$(BIN)/python app.py
@@ -36,6 +36,10 @@ backbones: $(BIN)/python
 
 bench: install backbones
 	$(BIN)/python -m benchmarks.run
+
+# every model card rendered again from its config.json and metrics.json (train/cards/*.md)
+cards: install-test
+	$(BIN)/python -m train.card weights/*/
 
 # for a lent GPU machine that sees only this folder: copy data sets into the ignored gpu-data/
 # (e.g. `make gpu-data SETS="digits/mnist audio/ljspeech_16k"`), carry it, set GDL_DATA=gpu-data there

@@ -1,6 +1,10 @@
 """Generative Deep Learning Studio: one Gradio Blocks app, a tab per classic technique.
 
     python app.py            # http://localhost:7860
+
+``TECHNIQUES`` is the registry: each is a module of tabs/ declaring ``TECHNIQUE`` (id, title,
+group, one-line summary), ``AVAILABLE``, ``PIPELINES`` (its lazily loaded models) and
+``build(ctx)``. Adding a technique is one line there.
 """
 from __future__ import annotations
 
@@ -8,19 +12,31 @@ import os
 
 import gradio as gr
 
-from tabs import deepdream, faces, latent, style, text, wavenet
+from tabs import charlm, deepdream, faces, style, vae, wavenet
+from tabs.common import GROUPS, TabContext
+
+TECHNIQUES = [faces, vae, style, deepdream, charlm, wavenet]
 
 HEADER = """
 # Generative Deep Learning Studio
-Classic generative deep learning, live: every tab runs a real network in PyTorch on this
+Classic generative deep learning, live: every technique runs a real network in PyTorch on this
 server, and every knob is one the original papers and book chapters turn.
-Pick a tab, start from an example, and watch the result build up step by step.
+"""
+
+LANDING = """
+Pick a technique. Each one starts from an example, explains its knobs, and shows the result
+building up step by step; the models load the first time their tab is opened.
 """
 
 CSS = """
 #studio-header h1 { margin-bottom: 0.2em; }
+.gdl-landing-row { align-items: center; }
+.gdl-landing-row p { margin: 0; }
 @media (max-width: 640px) { .gradio-container { padding: 4px !important; } }
-""" + text.CSS
+""" + "".join(getattr(module, "CSS", "") for module in TECHNIQUES)
+
+# a landing button also scrolls to the navigation: on a phone the tab would open mid-page
+TO_TOP = "() => { document.getElementById('studio-nav')?.scrollIntoView({block: 'start'}); }"
 
 LAUNCH_KWARGS = dict(
     # system fonts: no request leaves the server (classrooms behind firewalls, offline tests)
@@ -32,16 +48,46 @@ LAUNCH_KWARGS = dict(
 )
 
 
+def available() -> list:
+    return [module for module in TECHNIQUES if module.AVAILABLE]
+
+
 def build() -> gr.Blocks:
+    shown = available()
+    groups = {g: [m for m in shown if m.TECHNIQUE.group == g] for g in GROUPS}
     with gr.Blocks(title="Generative Deep Learning Studio") as blocks:
         gr.Markdown(HEADER, elem_id="studio-header")
-        with gr.Tabs():
-            has_faces = faces.build(blocks)   # first, once its DCGAN checkpoint is shipped
-            latent.build(blocks, first=not has_faces)
-            style.build()
-            deepdream.build()
-            text.build()
-            wavenet.build()
+        with gr.Tabs(elem_id="studio-nav") as nav:
+            with gr.Tab("Start", id="start", elem_id="start-panel"):
+                gr.Markdown(LANDING)
+                buttons = {}
+                for group, members in groups.items():
+                    if not members:
+                        continue
+                    gr.Markdown(f"#### {GROUPS[group]}")
+                    for module in members:
+                        t = module.TECHNIQUE
+                        with gr.Row(equal_height=True, elem_classes="gdl-landing-row"):
+                            buttons[t.id] = gr.Button(t.title, scale=1, min_width=150,
+                                                      elem_id=f"start-{t.id}")
+                            gr.Markdown(t.summary, container=False)
+            for group, members in groups.items():
+                if not members:
+                    continue
+                with gr.Tab(GROUPS[group], id=group, elem_id=f"group-{group}") as group_tab:
+                    with gr.Tabs() as inner:
+                        for k, module in enumerate(members):
+                            t = module.TECHNIQUE
+                            with gr.Tab(t.title, id=t.id, elem_id=f"{t.id}-panel") as tab:
+                                triggers = [tab.select, buttons[t.id].click]
+                                if k == 0:       # a group opens on its first technique
+                                    triggers.append(group_tab.select)
+                                module.build(TabContext(blocks, triggers))
+                    for module in members:
+                        buttons[module.TECHNIQUE.id].click(
+                            lambda g=group, i=module.TECHNIQUE.id: (gr.Tabs(selected=g),
+                                                                   gr.Tabs(selected=i)),
+                            None, [nav, inner], queue=False, js=TO_TOP, api_visibility="private")
         gr.Markdown("Models load on first use of their tab. Source and model cards: see the "
                     "repository README.", elem_id="studio-footer")
     # heavy events share one slot (concurrency_id), the rest run two at a time
@@ -50,9 +96,8 @@ def build() -> gr.Blocks:
 
 
 demo = build()
-# every lazily loaded model, for warm-up and the benchmarks
-MODELS = [faces.STUDIO, *latent.EXPLORERS.values(), style.PIPELINE, deepdream.PIPELINE, *text.SAMPLERS.values(),
-          *wavenet.MODELS.values()]
+# every lazily loaded pipeline, for warm-up and the benchmarks
+PIPELINES = [lazy for module in available() for lazy in module.PIPELINES.values()]
 
 if __name__ == "__main__":
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

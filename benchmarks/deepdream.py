@@ -9,7 +9,7 @@ from PIL import Image
 
 from models.backbones import load_inception_v3
 from models.deepdream import DeepDreamPipeline, DreamSettings, to_tensor
-from tests.conftest import skimage_photo
+from benchmarks import Row, row
 
 
 class FullDepth(torch.nn.Module):
@@ -24,7 +24,9 @@ class FullDepth(torch.nn.Module):
 
 
 def photo(side: int) -> np.ndarray:
-    image = Image.fromarray(skimage_photo("astronaut"))
+    import skimage.data
+
+    image = Image.fromarray(skimage.data.astronaut())
     return np.asarray(image.resize((side, side), Image.LANCZOS))
 
 
@@ -46,7 +48,7 @@ def end_to_end(pipe, image, settings) -> tuple[float, float]:
     return first, time.perf_counter() - t
 
 
-def run() -> list[tuple[str, str, str, str]]:
+def run() -> list[Row]:
     model = load_inception_v3("pool")
     pipe = DeepDreamPipeline(model)
     full = DeepDreamPipeline(FullDepth(model))
@@ -58,13 +60,13 @@ def run() -> list[tuple[str, str, str, str]]:
     first512, total512 = end_to_end(pipe, img512, s)
     first1k, total1k = end_to_end(pipe, photo(1024), s)
     return [
-        ("deepdream", "s/step at 512 px, default preset (up to mixed7)", f"{fast:.2f} s",
+        row("deepdream", "s/step at 512 px, default preset (up to mixed7)", f"{fast:.2f} s",
          f"{'bf16' if pipe.low_precision(s) else 'fp32'} convolutions (fp32: {fp32:.2f} s)"),
-        ("deepdream", "s/step at 512 px, full network every step", f"{slow:.2f} s",
+        row("deepdream", "s/step at 512 px, full network every step", f"{slow:.2f} s",
          f"truncation speed-up {slow / fast:.2f}x"),
-        ("deepdream", "defaults at 512 px (3 octaves x 20 steps): first image", f"{first512:.1f} s",
+        row("deepdream", "defaults at 512 px (3 octaves x 20 steps): first image", f"{first512:.1f} s",
          "goal: within seconds"),
-        ("deepdream", "defaults at 512 px: total", f"{total512:.1f} s", "goal: well under 60 s"),
-        ("deepdream", "defaults at 1,024 px (tiled 512): first image / total",
+        row("deepdream", "defaults at 512 px: total", f"{total512:.1f} s", "goal: well under 60 s"),
+        row("deepdream", "defaults at 1,024 px (tiled 512): first image / total",
          f"{first1k:.1f} s / {total1k:.1f} s", "4 tiles per step at the last octave"),
     ]

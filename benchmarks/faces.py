@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks import best_of
-from models.dcgan import (DCGANConfig, FaceAttributes, Generator, arithmetic, generate, latents,
+from benchmarks import Row, best_of, row
+from models.faces import (DCGANConfig, FaceAttributes, Generator, arithmetic, generate, latents,
                           load_directions, move_along, neighbours, sides)
 from models.hub import WEIGHTS_DIR, from_pretrained
 from models.runtime import bf16_cpu
 
 
-def run() -> list[tuple[str, str, str, str]]:
+def run() -> list[Row]:
     folder = WEIGHTS_DIR / "dcgan-faces"
     shipped = (folder / "README.md").is_file()
     G = from_pretrained(Generator, folder) if shipped else Generator(DCGANConfig()).eval()
@@ -48,15 +48,15 @@ def run() -> list[tuple[str, str, str, str]]:
             return clf.probabilities(generate(G_cl, moved[None], fast=True))
 
         kept, plain = best_of(lambda: edit(True), repeats=7), best_of(lambda: edit(False), repeats=7)
-        rows.append(("faces", "attribute edit: glasses +6 keeping the other attributes, both faces "
+        rows.append(row("faces", "attribute edit: glasses +6 keeping the other attributes, both faces "
                      "generated and read", f"{kept * 1000:.0f} ms",
                      f"the plain move: {plain * 1000:.0f} ms (one classifier pass less)"))
     return [
-        ("faces", f"64-face gallery, one batched generator call, as the tab runs it ({note})",
+        row("faces", f"64-face gallery, one batched generator call, as the tab runs it ({note})",
          f"{gallery_fast * 1000:.0f} ms", f"{precision} convolutions, channels-last (max pixel "
          f"change {err:.1f} levels); fp32: {gallery * 1000:.0f} ms, fp32 channels-last: "
          f"{gallery_cl * 1000:.0f} ms; goal under 100 ms"),
-        ("faces", "arithmetic view: 9 group faces + result + 8 neighbours + pixel sum",
+        row("faces", "arithmetic view: 9 group faces + result + 8 neighbours + pixel sum",
          f"{arith * 1000:.0f} ms", f"{G.config.ngf}-wide generator, "
          f"{sum(p.numel() for p in G.parameters()) / 1e6:.1f} M parameters"),
     ] + rows

@@ -1,6 +1,7 @@
 """Speed goals of every tab, measured on this machine: `python -m benchmarks.run [section ...]`.
 
-Prints one Markdown table. Sections: app, faces, latent, style, deepdream, text, wavenet (each tab issue adds its own).
+Prints one Markdown table; each row says how many torch threads it ran on. Sections: app and one
+per technique (the registry's ids).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 
 from models.runtime import bf16_cpu
 
-SECTIONS = ["app", "faces", "latent", "style", "deepdream", "text", "wavenet"]
+SECTIONS = ["app", "faces", "vae", "style", "deepdream", "charlm", "wavenet"]
 
 
 def cpu_name() -> str:
@@ -31,20 +32,22 @@ def cpu_name() -> str:
 
 def main(argv: list[str]) -> int:
     wanted = argv or SECTIONS
-    threads = torch.get_num_threads()   # before a section changes it (wavenet runs on one)
+    threads = torch.get_num_threads()
     rows = []
     for name in wanted:
         t = time.perf_counter()
         module = importlib.import_module(f"benchmarks.{name}")
         rows += module.run()
+        if torch.get_num_threads() != threads:
+            raise RuntimeError(f"benchmarks.{name} left torch on {torch.get_num_threads()} threads")
         print(f"[{name} done in {time.perf_counter() - t:.0f} s]", file=sys.stderr)
     bf16 = "native" if bf16_cpu() else "not native, so the rows' bf16 paths run in fp32"
     print(f"\n{cpu_name()}, {os.cpu_count()} cores, bf16 convolutions {bf16}, "
-          f"torch {torch.__version__}, {threads} threads unless a row says otherwise\n")
-    print("| section | measure | value | note |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+          f"torch {torch.__version__} (default {threads} threads)\n")
+    print("| section | measure | value | note | threads |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r.section} | {r.measure} | {r.value} | {r.note} | {r.threads} |")
     return 0
 
 

@@ -22,11 +22,11 @@ client.predict("Swirls", api_name="/deepdream_preset")
 t_first = time.perf_counter() - T0
 rss_idle = psutil.Process().memory_info().rss
 t = time.perf_counter()
-for lazy in app.MODELS:
+for lazy in app.PIPELINES:
     lazy.get()
 t_models = time.perf_counter() - t
 rss_loaded = psutil.Process().memory_info().rss
 print(json.dumps(dict(import_s=t_import, first_request_s=t_first, load_models_s=t_models,
                       rss_idle_mb=rss_idle / 2**20, rss_loaded_mb=rss_loaded / 2**20,
-                      models=[m.title for m in app.MODELS])))
+                      models=[m.title for m in app.PIPELINES])))
 app.demo.close()

@@ -2,36 +2,11 @@
 
 The reference is the PyTorch tutorial's procedure: one scale, VGG19's whole feature stack run
 forward every evaluation in fp32, L-BFGS (torch defaults) until 300 objective evaluations, pixels
-clamped in the closure. It uses exactly our loss (same layers, same normalisation, same
-weights), so the two final losses compare. Ours: VGG truncated at the deepest needed layer,
-targets once, bfloat16 convolutions on channels-last bf16 weights with fp32 Grams and losses, a
-one-product Gram backward (bf16) on the activations' own layout, glibc keeping freed memory
-(``models.runtime.reuse_freed_memory``, in effect for the reference too, as both run in one
-process), L-BFGS with a history of 25, and the start from the content recoloured to the style's
-palette.
-Both are judged on the image they deliver (8-bit, as the tab shows it) by the reference's own
-fp32 loss; our checks (after each evaluation once our own loss is within 1% of the target) are not
-counted in our time. Measured on the tab's four examples; the median speed-up is the figure.
-Read each pair's row too: where the reference's image loses much to 8-bit rounding (coffee +
-Minduka: 1.681 before, 1.762 after), ours reaches that 8-bit loss early.
-(Measured and left out, on one thread at 384 px on the first pair, evaluations until the
-reference's final loss: coarse-to-fine, 192 then 384 px: 311 full-size equivalents against 241
-at one scale (the upsampled coarse result starts at a loss of 2.5; adding the content's fine
-detail back on upsampling: 371; three scales: not reached in 450); a Laplacian-pyramid
-parameterisation of the pixels (not reached in 300); no clamping in the closure (not reached in
-400, and out-of-range pixels cost the delivered image); L-BFGS history 200 instead of 100 (242);
-a strong-Wolfe line search or scipy's bounded L-BFGS-B, no better per evaluation. Per
-evaluation, bf16, 384 px, two threads: torch.compile of the objective (Inductor, CPU) 0.27 s
-against 0.22 s eager, after a 31 s compile; the VGG weights cast to bf16 once instead of by
-autocast on every call, no change. L-BFGS history, two threads, once evaluations had become cheap
-(bf16 backward Gram product, no page faults), evaluations and seconds to the reference's fp32
-loss: Grace Hopper 100: 330, 72 s; 50: 330, 68 s; 25 (kept): 320, 61 s; 10: 360, 66 s;
-chelsea 100/25/10: 140 each, 24/22/21 s; astronaut 100/25/10: 210/220/240, 51/48/49 s.
-Mixed precision, to win back the evaluations that bf16 costs (fp32 reached the first pair's
-target in 260 evaluations, bf16 in 330; the curves part after about 60), at 160 evaluations
-on the first pair: all bf16 0.5524 at 0.218 s per evaluation; conv1_1 in fp32 0.5526 at 0.239 s;
-block 1 in fp32 0.5497 at 0.268 s; blocks 2-3 0.5521 at 0.457 s; blocks 4-5 0.5509 at 0.379 s;
-all fp32 0.5478. None pays for itself.)
+clamped in the closure, with exactly our loss, so the two final losses compare. Ours is the
+tab's pipeline (``models/style.py``) from the content recoloured to the style's palette. Both are
+judged on the image they deliver (8-bit, as the tab shows it) by the reference's own fp32 loss;
+our checks (once our own loss is within 1% of the target) are not counted in our time. Measured
+on the tab's four examples; the median speed-up is the figure. What was tried: docs/style.md.
 """
 from __future__ import annotations
 
@@ -48,6 +23,7 @@ from PIL import Image
 from models.backbones import load_vgg19
 from models.style import (StylePipeline, StyleSettings, fit, gram, resize, schedule, to_tensor,
                           to_uint8, tv_loss)
+from benchmarks import Row, row
 from tabs.style import EXAMPLES
 
 # the speed-up is measured on the tab's four examples: one pair's figure is noisy, as L-BFGS runs
@@ -132,16 +108,16 @@ def against_reference(pipe, vgg_full, content, style, name: str):
     ref_final, ref_s, ref_img = reference(start, loss_of)
     with torch.no_grad():  # both sides are judged on the 8-bit image they deliver
         ref_loss = loss_of(to_tensor(to_uint8(ref_img), "cpu")).item()
-    rows = [("style", f"reference at 384 px, {name} (tutorial: 1 scale, full VGG19, L-BFGS 300)",
+    rows = [row("style", f"reference at 384 px, {name} (tutorial: 1 scale, full VGG19, L-BFGS 300)",
              f"{ref_s:.0f} s", f"final loss {ref_final:.4f}; of its 8-bit image {ref_loss:.4f}")]
     ours = StyleSettings(size=384, steps=600, coarse_to_fine=False)
     reached, evals, checked, spent = ours_until(pipe, content, style, ours, ref_loss, loss_of)
     if reached:
-        rows.append(("style", f"ours at 384 px, {name}: time to the reference's final loss",
+        rows.append(row("style", f"ours at 384 px, {name}: time to the reference's final loss",
                      f"{reached:.0f} s", f"{ref_s / reached:.2f}x faster; "
                      f"{evals} evaluations, delivered image's loss {checked:.4f}"))
         return rows, ref_s / reached
-    rows.append(("style", f"ours at 384 px, {name}: reference loss NOT reached", f"{spent:.0f} s",
+    rows.append(row("style", f"ours at 384 px, {name}: reference loss NOT reached", f"{spent:.0f} s",
                  f"after {evals} evaluations: {checked:.4f} vs {ref_loss:.4f}"))
     return rows, 0.0
 
@@ -164,7 +140,7 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run() -> list[tuple[str, str, str, str]]:
+def run() -> list[Row]:
     content, style = load(CONTENT), load(STYLE)
     rows = []
     pipe = StylePipeline(load_vgg19("relu5_2"))
@@ -172,7 +148,7 @@ def run() -> list[tuple[str, str, str, str]]:
     for side in (256, 384, 512):
         fast = per_eval(pipe, content, style, side, low)
         full = per_eval(pipe, content, style, side, "fp32")
-        rows.append(("style", f"s/iteration at {side} px (one L-BFGS evaluation)", f"{fast:.2f} s",
+        rows.append(row("style", f"s/iteration at {side} px (one L-BFGS evaluation)", f"{fast:.2f} s",
                      f"{low} channels-last convolutions (fp32: {full:.2f} s); peak RSS so far {peak_mb():.0f} MB"))
     vgg_full = load_vgg19("relu5_4")
     ratios = []
@@ -181,7 +157,7 @@ def run() -> list[tuple[str, str, str, str]]:
                                              f"{Path(content_path).stem} + {Path(style_path).stem}")
         rows += pair_rows
         ratios.append(ratio)
-    rows.append(("style", f"ours at 384 px: median speed-up over the {len(PAIRS)} pairs",
+    rows.append(row("style", f"ours at 384 px: median speed-up over the {len(PAIRS)} pairs",
                  f"{statistics.median(ratios):.2f}x", "goal >= 3x; a pair not reached counts as 0"))
     default = StyleSettings()
     t = time.perf_counter()
@@ -190,8 +166,8 @@ def run() -> list[tuple[str, str, str, str]]:
         first = first or time.perf_counter() - t
     plan = schedule(default.size, default.steps, default.coarse_to_fine)
     stages = "/".join(str(side) for side, _ in plan) + " px, " + "/".join(str(n) for _, n in plan)
-    rows.append(("style", f"defaults at 512 px (coarse-to-fine {stages} evaluations): first image",
+    rows.append(row("style", f"defaults at 512 px (coarse-to-fine {stages} evaluations): first image",
                  f"{first:.1f} s", "goal: within seconds"))
-    rows.append(("style", "defaults at 512 px: total", f"{time.perf_counter() - t:.1f} s",
+    rows.append(row("style", "defaults at 512 px: total", f"{time.perf_counter() - t:.1f} s",
                  f"goal: under 60 s; peak RSS {peak_mb():.0f} MB"))
     return rows

@@ -8,11 +8,11 @@ import time
 
 import torch
 
-from models.fastwavenet import FastWaveNet
+from benchmarks import Row, row, threads
 from models.hub import WEIGHTS_DIR, from_pretrained
-from models.wavenet import WaveNet, generate_incremental, generate_naive
+from models.wavenet import FastWaveNet, WaveNet, generate_incremental, generate_naive
 
-FOLDERS = ("wavenet-speech", "wavenet-piano", "wavenet-notes")
+FOLDERS = ("wavenet-speech", "wavenet-piano")
 
 
 def rate(fn, n: int) -> float:
@@ -21,38 +21,31 @@ def rate(fn, n: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def run() -> list[tuple[str, str, str, str]]:
+def run() -> list[Row]:
     rows = []
-    torch.set_num_threads(1)   # one stream uses one core (a second request gets the other)
     for folder in FOLDERS:
         if not (WEIGHTS_DIR / folder / "config.json").is_file():
             continue
         model = from_pretrained(WaveNet, folder)
-        c = model.config
-        cls = c.class_names.index("MIDI 60") if c.classes else None
+        c, sr = model.config, model.config.sample_rate
         gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-        fast = FastWaveNet(model, cls)
+        fast = FastWaveNet(model)
         fast.generate(1000, generator=gen())                                    # compile, warm
-        fast_rate = max(rate(lambda n: fast.generate(n, generator=gen()), 48000) for _ in range(3))
-        eager = rate(lambda n: generate_incremental(model, n, cls=cls, generator=gen()), 1500)
-        naive = rate(lambda n: generate_naive(model, n, cls=cls, generator=gen()), 60)
-        sr = c.sample_rate
-        rows += [
-            ("wavenet", f"{folder}: fast generation (numba, per-layer buffers, 1 thread)",
-             f"{fast_rate:,.0f} samples/s",
-             f"**{fast_rate / sr:.2f}x real time** at {sr / 1000:g} kHz (goal > 1x); "
-             f"1 s of audio in {sr / fast_rate:.2f} s"),
-            ("wavenet", f"{folder}: eager PyTorch, per-layer buffers (incremental_forward)",
-             f"{eager:,.0f} samples/s",
-             f"{eager / sr:.3f}x real time; fast is **{fast_rate / eager:.0f}x** faster"),
-            ("wavenet", f"{folder}: naive, full forward over {c.receptive_field} samples each",
-             f"{naive:,.1f} samples/s",
-             f"1 s of audio in {sr / naive / 60:.0f} min; fast is **{fast_rate / naive:,.0f}x** "
-             f"faster"),
-        ]
+        with threads(1):   # one stream uses one core (a second request gets the other)
+            fast_rate = max(rate(lambda n: fast.generate(n, generator=gen()), 48000) for _ in range(3))
+            eager = rate(lambda n: generate_incremental(model, n, generator=gen()), 1500)
+            naive = rate(lambda n: generate_naive(model, n, generator=gen()), 60)
+            rows += [
+                row("wavenet", f"{folder}: fast generation (numba, per-layer buffers)",
+                    f"{fast_rate:,.0f} samples/s",
+                    f"**{fast_rate / sr:.2f}x real time** at {sr / 1000:g} kHz (goal > 1x); "
+                    f"1 s of audio in {sr / fast_rate:.2f} s"),
+                row("wavenet", f"{folder}: eager PyTorch, per-layer buffers (incremental_forward)",
+                    f"{eager:,.0f} samples/s",
+                    f"{eager / sr:.3f}x real time; fast is **{fast_rate / eager:.0f}x** faster"),
+                row("wavenet", f"{folder}: naive, full forward over {c.receptive_field} samples each",
+                    f"{naive:,.1f} samples/s",
+                    f"1 s of audio in {sr / naive / 60:.0f} min; fast is **{fast_rate / naive:,.0f}x** "
+                    "faster"),
+            ]
     return rows
-
-
-if __name__ == "__main__":
-    for row in run():
-        print(" | ".join(row))

@@ -117,51 +117,6 @@ def band_energy(audio: np.ndarray, rate: int, lo: float, hi: float) -> float:
     return float(power[band].sum() / max(power.sum(), 1e-12))
 
 
-def midi_to_hz(midi) -> np.ndarray:
-    return 440.0 * 2 ** ((np.asarray(midi, dtype=np.float64) - 69) / 12)
-
-
-def estimate_pitch(audio: np.ndarray, rate: int, lo_midi: float = 20.0, hi_midi: float = 110.0,
-                   seconds: float = 1.0, min_rms: float = 1e-3) -> float | None:
-    """The pitch of a single note as a (fractional) MIDI number, or None if it is too quiet.
-
-    Harmonic summation (Klapuri-style) on the second after the loudest 20 ms: the spectrum's
-    square-rooted magnitude, less a floor of a fifth of its peak (the hammer's low thump and
-    noise), is read at the first ten harmonics of every candidate (a tenth of a semitone apart;
-    harmonic h the largest value within 5h cents, at most 30, since piano partials run sharp);
-    weights 0.9**(h-1), normalised by the weights of the harmonics below Nyquist, so that a high note
-    with one or two partials is not outvoted by low candidates summing noise. Checked on the 176
-    real notes of the training data: every one within half a semitone of its label."""
-    audio = np.asarray(audio, dtype=np.float64)
-    frame = max(1, rate // 50)
-    n = len(audio) // frame
-    if n == 0:
-        return None
-    energy = (audio[: n * frame].reshape(n, frame) ** 2).mean(axis=1)
-    start = int(np.argmax(energy)) * frame + frame // 2
-    seg = audio[start: start + int(seconds * rate)]
-    if len(seg) < rate // 10 or np.sqrt((seg ** 2).mean()) < min_rms:
-        return None
-    size = 1 << 16
-    spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), size)) ** 0.5
-    spec = np.maximum(spec - 0.2 * spec.max(), 0)
-    hz = rate / size
-    candidates = np.arange(lo_midi, hi_midi, 0.1)
-    salience = np.zeros(len(candidates))
-    width = [2 ** (min(0.3, 0.05 * h) / 12) for h in range(1, 11)]
-    for i, f0 in enumerate(midi_to_hz(candidates)):
-        total = weights = 0.0
-        for h in range(1, 11):
-            f = h * f0
-            if f > 0.95 * rate / 2:
-                break
-            w = width[h - 1]
-            total += 0.9 ** (h - 1) * spec[int(f / w / hz): int(f * w / hz) + 1].max()
-            weights += 0.9 ** (h - 1)
-        salience[i] = total / weights if weights else 0.0
-    return float(candidates[int(np.argmax(salience))])
-
-
 SILENT, UNVOICED, VOICED = 0, 1, 2
 
 

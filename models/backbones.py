@@ -559,7 +559,7 @@ def load_inception_v3(last: str = "pool", progress: ProgressFn | None = None,
     return _load(InceptionV3(last), "inception_v3", progress, device)
 
 
-def _main(argv: Iterable[str]) -> int:
+def main(argv: Iterable[str]) -> int:
     argv = list(argv)
     cmd = argv[0] if argv else "fetch"
     names = argv[1:] or list(SOURCES)
@@ -579,4 +579,4 @@ def _main(argv: Iterable[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,8 +1,7 @@
 """A character-level decoder-only transformer (nanoGPT-style) with a key/value cache, and its
 sampler: temperature, top-k, top-p, greedy at temperature 0, seeded per request.
 
-    model = from_pretrained(CharGPT, "weights/charlm-shakespeare")
-    sampler = CharSampler(model)
+    sampler = CharSampler.from_pretrained("charlm-shakespeare")
     ids, notes = sampler.encode("ROMEO:")
     for step in sampler.stream(ids, 200, temperatures=[0.7], generator=generator(0)):
         print(sampler.decode(step.ids), end="")
@@ -21,6 +20,9 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .hub import from_pretrained
+from .runtime import device
 
 # characters folded to a near equivalent before the vocabulary is consulted
 FOLD = str.maketrans({
@@ -243,6 +245,10 @@ class CharSampler:
         self.config = model.config
         self.stoi = {ch: i for i, ch in enumerate(self.config.chars)}
         self.start = "\n" if "\n" in self.stoi else self.config.chars[0]
+
+    @classmethod
+    def from_pretrained(cls, name: str) -> "CharSampler":
+        return cls(from_pretrained(CharGPT, name, device=device()))
 
     @property
     def device(self):

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backbones import INCEPTION_LAYERS, InceptionV3
-from .runtime import check_precision, reuse_freed_memory, use_bf16
+from .backbones import INCEPTION_LAYERS, InceptionV3, load_inception_v3
+from .runtime import check_precision, device, reuse_freed_memory, use_bf16
 
 NATIVE_ELEMENTS = 3 * 299 * 299
 MIN_SIDE = 80  # Inception-v3 needs at least 75 px; a little margin for the border crop
@@ -146,6 +146,11 @@ class DeepDreamPipeline:
         self.model = model.to(memory_format=torch.channels_last)
         self.device = next(model.parameters()).device
         reuse_freed_memory()  # objective + gradient at 512 px: 0.132 -> 0.125 s (no page faults)
+
+    @classmethod
+    def from_pretrained(cls, progress: Callable[[float, str], None] | None = None) -> "DeepDreamPipeline":
+        """Inception-v3 (``models.backbones``), up to its last dreamable block."""
+        return cls(load_inception_v3(INCEPTION_LAYERS[-2], progress=progress, device=device()))
 
     # -- objective ----------------------------------------------------------------------------
     def low_precision(self, s: DreamSettings) -> bool:

@@ -40,20 +40,11 @@ def fast_bf16(on: torch.device | str) -> bool:
 
 @functools.cache
 def reuse_freed_memory() -> bool:
-    """Make glibc keep freed memory for the next allocation instead of returning it to the OS.
-
-    By default glibc serves large blocks with a fresh mmap (its threshold adapts, up to 32 MB)
-    and returns the heap's free top to the OS once it exceeds twice that threshold; a pipeline
-    that allocates and frees the same activations on every step then pays the kernel for
-    zeroed pages every time. Style transfer at 384 px took 26,000 page faults and 38 ms of
-    system time per L-BFGS evaluation (0.208 -> 0.173 s with this on; 512 px: 63,000 faults,
-    0.388 -> 0.320 s). This fixes the mmap threshold at its maximum (32 MB) and lets the heap
-    keep up to 2 GB free at its top. Blocks over 32 MB (1,024 px stages) are still mapped and
-    returned, so the process keeps little more than its working set: nine style runs at
-    300-1,024 px peaked at 2.67 GB against 2.43 GB without (turning mmap off altogether was
-    5% faster at 1,024 px but peaked at 3.58 GB and kept it). The same idea as the
-    jemalloc/tcmalloc preload that PyTorch's CPU tuning guides recommend, without a system
-    library. Process-wide and idempotent; returns whether it took effect (glibc only).
+    """Make glibc keep freed memory for the next allocation instead of returning it to the OS:
+    a pipeline that allocates and frees the same large activations every step otherwise pays
+    the kernel for zeroed pages every time (docs/style.md has the measurements). Fixes the mmap
+    threshold at 32 MB and lets the heap keep up to 2 GB free at its top. Process-wide and
+    idempotent; returns whether it took effect (glibc only).
     """
     if not sys.platform.startswith("linux"):
         return False

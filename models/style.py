@@ -1,41 +1,13 @@
 """Neural style transfer (Gatys, Ecker & Bethge 2015) on the original VGG19 weights.
 
-The loss is the paper's, with each term made relative so that the weights mean the same for
-every image, size and layer: content = squared difference of the generated and content features
-at one deep layer (relu4_2 by default; the chapter uses block5_conv2 = relu5_2) over the content
-features' own energy; style = for each of relu1_1 ... relu5_1, the squared difference of Gram
-matrices (normalised by the feature map's size) over the target Gram's energy, averaged over the
-layers (raw Gram losses differ by four orders of magnitude between layers, so one layer would
-otherwise drown the rest); total variation = mean squared difference of neighbouring pixels.
-An optimiser (L-BFGS or Adam) changes the pixels.
-
-What makes it faster and better than the classic implementations:
-
-* VGG19 runs only up to the deepest layer a loss needs;
-* style Grams and content features are computed once per scale, never inside the step;
-* bfloat16 convolutions where the hardware does them natively, with channels-last weights
-  (with the Gram below, 3.1-3.5x per evaluation against fp32 on this CPU's two threads); the
-  Grams and losses stay fp32 so L-BFGS sees the same objective;
-* a Gram that casts to fp32 itself, works on the activations' channels-last layout and has a
-  backward with one matrix product instead of autograd's two and an add (0.29-0.30 -> 0.21-0.24 s
-  per bf16 evaluation at 384 px on two threads: a Gram gradient in NCHW had made autograd add
-  each tapped activation's two gradients across layouts); in a bf16 run that backward product is
-  bf16 too (the gradient is returned in bf16 anyway; 19 -> 2 ms per evaluation), while the
-  forward Gram stays an fp32 product;
-* the convolution weights kept in bf16 in a copy of VGG (autocast would cast them again on
-  every evaluation: 0.180 -> 0.172 s per evaluation at 384 px), and glibc told to keep freed
-  memory (``runtime.reuse_freed_memory``: the activations allocated on every evaluation no
-  longer cost 26,000 page faults; 0.208 -> 0.173 s);
-* L-BFGS with a history of 25 curvature pairs instead of 100 (``LBFGS_HISTORY``);
-* the optimisation starts from the content photo recoloured to the style's palette (its pixel
-  mean and covariance), so no evaluations go to moving the colours (evaluations until the
-  tutorial's 300-evaluation loss at 384 px on the tab's four examples: 360/150/230/60 instead of
-  430/320/260/120 from the photo);
-* coarse-to-fine: most iterations run at a fraction of the size, each stage starts from the
-  upsampled result of the previous one (structure first, then detail);
-* several style images blend by mixing their Gram targets (jcjohnson/neural-style);
-* colour preservation (Gatys et al. 2016): luminance-only transfer (YIQ), or matching the
-  style's colour histogram (mean and covariance) to the content's before transfer.
+The paper's loss, each term made relative so the weights mean the same for every image, size
+and layer: content (one deep layer's features, relu4_2 by default) over the content's own
+energy; style (Gram matrices of relu1_1 ... relu5_1) over each target Gram's energy, averaged
+over the layers; total variation. L-BFGS or Adam changes the pixels, coarse to fine, from the
+photo recoloured to the style's palette. Speed comes from a truncated VGG, targets computed once
+per scale, bf16 convolutions where they are native (Grams and losses in fp32) and a Gram with a
+one-product backward on the activations' own layout; colour preservation as Gatys et al. 2016.
+What each of these bought, and what did not: docs/style.md.
 
 ``StylePipeline.stream`` yields ``StyleUpdate``s (the best image so far) while it works.
 """
@@ -50,16 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backbones import VGG19, VGG19_LAYERS
-from .runtime import check_precision, reuse_freed_memory, use_bf16
+from .backbones import VGG19, VGG19_LAYERS, load_vgg19
+from .runtime import check_precision, device, reuse_freed_memory, use_bf16
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu3_2", "relu4_2", "relu5_2")
 INITS = ("recolor", "content", "noise")
-# L-BFGS curvature pairs kept (torch's default is 100). Each step's two-loop recursion reads the
-# whole history: at 384 px 100 pairs cost about 30 ms, a seventh of a bf16 evaluation. With 25
-# the runs to the tutorial's loss took as many evaluations (bf16, 384 px: 320/140/220 against
-# 330/140/210 on the tab's first three examples; fp32 on the first: 270 against 260) and less time.
+# L-BFGS curvature pairs kept (torch's default is 100): as few evaluations to the tutorial's loss,
+# less time per step (docs/style.md)
 LBFGS_HISTORY = 25
 
 # RGB <-> YIQ (NTSC), for luminance-only transfer
@@ -141,15 +111,9 @@ class StyleUpdate:
 # -- losses ---------------------------------------------------------------------------------------
 class _Gram(torch.autograd.Function):
     """Unnormalised Gram matrix (N, C, C), in fp32 or wider, of (N, C, H, W) features of any
-    float dtype, NCHW or channels-last, with the cast and a one-product backward fused in.
-
-    Autograd's generic rule for F @ F^T runs two (C, C) x (C, HW) products and adds them; the
-    incoming gradient of a Gram is symmetrised once instead (exact). The product runs on the
-    features' own memory layout, so a channels-last activation is neither copied to NCHW for the
-    forward nor gets an NCHW gradient back (which would make the backward add the two gradients
-    of a tapped activation across layouts). The gradient's product runs in the input's dtype
-    (bf16 features: a bf16 product with fp32 accumulation, as the bf16 gradient it returns
-    would be rounded to anyway), on the features kept in that dtype rather than an fp32 copy."""
+    float dtype, NCHW or channels-last. The backward is one product with the symmetrised
+    incoming gradient (exact; autograd's rule runs two), on the features' own layout and dtype,
+    so a channels-last bf16 activation gets a channels-last bf16 gradient."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
@@ -192,13 +156,9 @@ def tv_loss(img: torch.Tensor) -> torch.Tensor:
 class StyleLoss:
     """Targets computed once for one size; ``__call__`` is the whole objective.
 
-    Given ``bf16_vgg`` (the pipeline's copy of ``vgg`` with bf16 channels-last weights), the
-    objective runs that under bfloat16 autocast (with the layout-aware Gram, 3.1-3.5x faster per
-    evaluation than fp32 on this CPU's two threads) while the targets, the Gram matrices and the
-    losses stay fp32: Grams in bf16 lose the small differences L-BFGS needs late in the run. The
-    convolutions' rounding leaves the loss of an image within 1e-5 of fp32's, but its gradient
-    noise costs L-BFGS evaluations (330 against 260 to the tutorial's loss on the tab's first
-    example), which the cheaper evaluations more than pay for."""
+    Given ``bf16_vgg`` (the pipeline's bf16 copy of ``vgg``), the features come from it under
+    bfloat16 autocast while the targets, the Grams and the losses stay fp32 (Grams in bf16 lose
+    the small differences L-BFGS needs late in a run)."""
 
     def __init__(self, vgg: VGG19, content: torch.Tensor, styles: Sequence[torch.Tensor],
                  blend: Sequence[float], s: StyleSettings, bf16_vgg: VGG19 | None = None):
@@ -325,20 +285,23 @@ def schedule(size: int, steps: int, coarse_to_fine: bool) -> list[tuple[int, int
 
 class StylePipeline:
     def __init__(self, vgg: VGG19):
-        # channels-last weights: oneDNN's bf16 convolutions then skip two layout copies of every
-        # activation (0.96 -> 0.51 s per evaluation at 384 px on one thread); fp32 is unchanged.
-        # The image itself stays NCHW-contiguous, as L-BFGS flattens it with view(). (Module.to
-        # works in place: the VGG passed in is converted, not copied.)
+        # channels-last weights: oneDNN's bf16 convolutions skip two layout copies of every
+        # activation. The image stays NCHW-contiguous, as L-BFGS flattens it with view().
+        # (Module.to works in place: the VGG passed in is converted, not copied.)
         self.vgg = vgg.to(memory_format=torch.channels_last)
         self.device = next(vgg.parameters()).device
         self._bf16_vgg: VGG19 | None = None
         reuse_freed_memory()
 
+    @classmethod
+    def from_pretrained(cls, progress: Callable[[float, str], None] | None = None) -> "StylePipeline":
+        """The original VGG19 (``models.backbones``), up to the deepest layer a loss may use."""
+        return cls(load_vgg19(CONTENT_LAYERS[-1], progress=progress, device=device()))
+
     def bf16_vgg(self) -> VGG19:
-        """A copy of the VGG with bf16 convolution weights (channels-last), made on first use:
-        autocast would otherwise cast every weight again on each evaluation (0.180 -> 0.172 s
-        per evaluation at 384 px). The targets keep the fp32 VGG; the normalisation buffers
-        stay fp32 in both."""
+        """A copy of the VGG with bf16 convolution weights (channels-last), made on first use, so
+        autocast does not cast every weight again on each evaluation. The targets keep the fp32
+        VGG; the normalisation buffers stay fp32 in both."""
         if self._bf16_vgg is None:
             twin = copy.deepcopy(self.vgg)
             for module in twin.modules():

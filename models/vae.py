@@ -1,4 +1,5 @@
-"""A convolutional VAE with a two-dimensional latent space (28x28 grey images).
+"""A convolutional VAE with a two-dimensional latent space (28x28 grey images), and the latent
+grid explorer that serves it (:class:`LatentExplorer`).
 
 As in the VAE chapters the studio follows (Keras: two strided convolutions, a small dense layer,
 z_mean and z_log_var of size 2, a mirrored transposed-convolution decoder with a sigmoid), a
@@ -15,7 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .runtime import fast_bf16
+from .hub import from_pretrained, resolve
+from .runtime import device, fast_bf16
 
 # pyplot is imported here, once: a first import from two request threads at the same time
 # fails half-initialised (seen with the map and the loss curve drawing at once)
@@ -182,16 +184,6 @@ def encode_points(model: ConvVAE, images: np.ndarray) -> np.ndarray:
     return mean.cpu().numpy()
 
 
-def tile_grid(images: np.ndarray, n: int, cell: int) -> np.ndarray:
-    """(n*n, 28, 28) uint8 -> one (n*cell, n*cell) mosaic, each image scaled to ``cell`` px
-    (nearest neighbour, so strokes stay crisp when projected)."""
-    size = images.shape[-1]
-    reps = max(1, cell // size)
-    big = images.repeat(reps, axis=1).repeat(reps, axis=2)
-    side = big.shape[-1]
-    return big.reshape(n, n, side, side).transpose(0, 2, 1, 3).reshape(n * side, n * side)
-
-
 def line_points(a: tuple[float, float], b: tuple[float, float], steps: int) -> np.ndarray:
     """Evenly spaced points from a to b (both ends included)."""
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
@@ -292,3 +284,37 @@ class LatentMap:
             d.ellipse([x - 6, y - 6, x + 6, y + 6], outline=(0, 0, 0), width=3, fill=(255, 255, 0))
             d.text((x + 8, y + 4), label, fill=(0, 0, 0))
         return np.asarray(img)
+
+
+LATENTS = "test_latents.safetensors"   # the encoded test set, exported beside the weights
+
+
+class LatentExplorer:
+    """A 2-D VAE with the map of where its test set lands (``LATENTS``), as the tab serves it."""
+
+    def __init__(self, model: ConvVAE, latent_map: LatentMap):
+        self.model, self.map = model, latent_map
+
+    @classmethod
+    def from_pretrained(cls, name: str) -> "LatentExplorer":
+        from safetensors.numpy import load_file
+
+        folder = resolve(name)
+        model = for_serving(from_pretrained(ConvVAE, folder, device()))
+        latents = load_file(str(folder / LATENTS))
+        return cls(model, LatentMap(latents["z"].astype(np.float32), latents["labels"],
+                                    model.config.class_names))
+
+    def grid(self, center: tuple[float, float], span: float, n: int, spacing: str = "cdf"
+             ) -> np.ndarray:
+        """The n x n window's images (n*n, 28, 28) uint8, in one batched decode."""
+        return decode_points(self.model, grid_points(center, span, n, spacing), fast=True)
+
+    def decode(self, points: np.ndarray, fast: bool = False) -> np.ndarray:
+        return decode_points(self.model, points, fast=fast)
+
+    def encode(self, gray: np.ndarray) -> tuple[np.ndarray, tuple[float, float], list[str]]:
+        """Any grey picture -> (its MNIST-style 28x28 version, its z, what was done to it)."""
+        x, notes = to_mnist_style(gray)
+        z0, z1 = (float(v) for v in encode_points(self.model, x[None])[0])
+        return x, (z0, z1), notes

@@ -1,8 +1,8 @@
-"""WaveNet (van den Oord et al., 2016) on 8-bit mu-law audio, with its three ways to generate.
+"""WaveNet (van den Oord et al., 2016) on 8-bit mu-law audio, its three ways to generate, and
+the pipeline the tab serves (:class:`WaveNetPipeline`).
 
-    model = from_pretrained(WaveNet, "weights/wavenet-speech")
-    codes = FastWaveNet(model).generate(16000, temperature=1.0, generator=generator(0))
-    audio = mu_law_decode(codes)                     # float32 in [-1, 1], 16 kHz
+    wavenet = WaveNetPipeline.from_pretrained("wavenet-speech")
+    audio = wavenet(16000, temperature=1.0, generator=generator(0))   # float32, 16 kHz
 
 The network, as the paper and the book's chapter draw it:
 
@@ -10,8 +10,6 @@ The network, as the paper and the book's chapter draw it:
 * ``stacks`` x ``cycle`` residual layers, dilations 1, 2, 4 ... 2**(cycle-1), repeated; each a
   width-2 dilated causal convolution into a gated unit tanh(a) * sigmoid(b), then a 1x1
   convolution back to the residual stream (added) and a 1x1 convolution to the skip sum;
-* optional global conditioning (a class, e.g. a MIDI pitch): an embedding added to every
-  layer's gate pre-activations;
 * head: ReLU, 1x1, ReLU, 1x1 to 256 logits; trained with cross-entropy on the next sample.
 
 Generation, one sample at a time:
@@ -20,8 +18,8 @@ Generation, one sample at a time:
   every new sample (the definition; thousands of times the necessary work);
 * :func:`generate_incremental` -- per-layer buffers of past activations in eager PyTorch
   (Paine et al.'s "Fast WaveNet", as r9y9's ``incremental_forward``);
-* ``models.fastwavenet.FastWaveNet`` -- the same buffers in a compiled (numba) loop over
-  weights laid out for it: faster than real time on a laptop CPU.
+* :class:`FastWaveNet` -- the same buffers in a compiled (numba) loop over weights laid out
+  for it (``models/wavenet_kernels.py``): faster than real time on a laptop CPU.
 
 All three draw one uniform number per sample from the request's ``torch.Generator`` and invert
 the tempered softmax's CDF with it, so the same seed gives the same audio on every path.
@@ -29,11 +27,15 @@ the tempered softmax's CDF with it, so the same seed gives the same audio on eve
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .hub import from_pretrained
 
 MU = 255
 
@@ -73,8 +75,6 @@ class WaveNetConfig:
     head_channels: int = 128
     cycle: int = 10                 # dilations 1 .. 2**(cycle-1)
     stacks: int = 2                 # cycles of dilations
-    classes: int = 0                # global conditioning classes (0 = unconditioned)
-    class_names: list[str] = field(default_factory=list)
     dataset: str = ""               # what it learned from, for the UI
 
     @property
@@ -104,10 +104,8 @@ class ResidualLayer(nn.Module):
         # the last layer's residual output would feed nothing
         self.res = None if last else nn.Conv1d(c.gate_channels, c.residual_channels, 1)
 
-    def forward(self, h: torch.Tensor, cond: torch.Tensor | None):
+    def forward(self, h: torch.Tensor):
         z = self.conv(F.pad(h, (self.dilation, 0)))          # causal: left padding only
-        if cond is not None:
-            z = z + cond[:, :, None]
         a, b = z.chunk(2, dim=1)
         g = torch.tanh(a) * torch.sigmoid(b)
         return (h + self.res(g) if self.res is not None else h), self.skip(g)
@@ -125,7 +123,6 @@ class WaveNet(nn.Module):
         self.input_conv = nn.Conv1d(c.quantization, c.residual_channels, 2)
         self.layers = nn.ModuleList(ResidualLayer(c, d, i == c.layers - 1)
                                     for i, d in enumerate(c.dilations))
-        self.cond = nn.Embedding(c.classes, c.layers * 2 * c.gate_channels) if c.classes else None
         self.head1 = nn.Conv1d(c.skip_channels, c.head_channels, 1)
         self.head2 = nn.Conv1d(c.head_channels, c.quantization, 1)
 
@@ -137,23 +134,12 @@ class WaveNet(nn.Module):
         before = F.pad(before, (0, 0, 1, 0))
         return (now + before + self.input_conv.bias).transpose(1, 2)  # (B, R, T)
 
-    def conditioning(self, classes: torch.Tensor | None, batch: int) -> list[torch.Tensor | None]:
-        if self.cond is None:
-            return [None] * self.config.layers
-        if classes is None:
-            raise ValueError("this WaveNet is conditioned: pass a class per sequence")
-        classes = torch.as_tensor(classes, device=self.head2.weight.device).reshape(-1)
-        if classes.numel() == 1:
-            classes = classes.expand(batch)
-        return list(self.cond(classes).chunk(self.config.layers, dim=1))
-
-    def forward(self, codes: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (B, T) -> logits (B, 256, T); logits[..., t] predicts codes[:, t + 1]."""
         h = self.embed(codes)
-        conds = self.conditioning(classes, codes.shape[0])
         skip = 0
-        for layer, cond in zip(self.layers, conds):
-            h, s = layer(h, cond)
+        for layer in self.layers:
+            h, s = layer(h)
             skip = skip + s
         return self.head2(F.relu(self.head1(F.relu(skip))))
 
@@ -189,16 +175,14 @@ def prepare_primer(primer: np.ndarray | None, config: WaveNetConfig) -> np.ndarr
 
 @torch.inference_mode()
 def generate_naive(model: WaveNet, n: int, temperature: float = 1.0, *,
-                   primer: np.ndarray | None = None, cls: int | None = None,
-                   generator: torch.Generator | None = None) -> np.ndarray:
+                   primer: np.ndarray | None = None, generator: torch.Generator | None = None) -> np.ndarray:
     """The definition: a full forward over the last receptive field for every new sample."""
     rf = model.config.receptive_field
     codes = list(prepare_primer(primer, model.config))
     u = uniforms(n, generator)
-    classes = None if cls is None else torch.tensor([cls])
     for i in range(n):
         window = torch.tensor(codes[-rf:])[None]
-        logits = model(window, classes)[0, :, -1]
+        logits = model(window)[0, :, -1]
         codes.append(draw(logits, temperature, float(u[i])))
     return np.array(codes[-n:], dtype=np.int64) if n else np.zeros(0, np.int64)
 
@@ -206,14 +190,12 @@ def generate_naive(model: WaveNet, n: int, temperature: float = 1.0, *,
 class IncrementalState:
     """Per-layer queues of past layer inputs, eager PyTorch (r9y9's ``incremental_forward``)."""
 
-    def __init__(self, model: WaveNet, cls: int | None):
+    def __init__(self, model: WaveNet):
         c = model.config
         self.model = model
         self.queues = [torch.zeros(c.residual_channels, d) for d in c.dilations]
         self.prev = None
         with torch.inference_mode():
-            conds = model.conditioning(None if cls is None else torch.tensor([cls]), 1)
-            self.conds = [None if x is None else x[0] for x in conds]
             w = model.input_conv.weight
             self.tap0, self.tap1 = w[:, :, 0], w[:, :, 1]
 
@@ -226,14 +208,12 @@ class IncrementalState:
             h = h + self.tap0[:, self.prev]
         self.prev = code
         skip = 0
-        for layer, queue, cond in zip(m.layers, self.queues, self.conds):
+        for layer, queue in zip(m.layers, self.queues):
             past = queue[:, 0].clone()
             queue[:, :-1] = queue[:, 1:].clone()
             queue[:, -1] = h
             w = layer.conv.weight                                    # (2G, R, 2)
             z = w[:, :, 0] @ past + w[:, :, 1] @ h + layer.conv.bias
-            if cond is not None:
-                z = z + cond
             a, b = z.chunk(2)
             g = torch.tanh(a) * torch.sigmoid(b)
             skip = skip + layer.skip.weight[:, :, 0] @ g + layer.skip.bias
@@ -245,9 +225,9 @@ class IncrementalState:
 
 @torch.inference_mode()
 def generate_incremental(model: WaveNet, n: int, temperature: float = 1.0, *,
-                         primer: np.ndarray | None = None, cls: int | None = None,
+                         primer: np.ndarray | None = None,
                          generator: torch.Generator | None = None) -> np.ndarray:
-    state = IncrementalState(model, cls)
+    state = IncrementalState(model)
     primer = prepare_primer(primer, model.config)
     for code in primer[:-1]:
         state.step(int(code))
@@ -260,9 +240,141 @@ def generate_incremental(model: WaveNet, n: int, temperature: float = 1.0, *,
     return out
 
 
-def teacher_forced_logits(model: WaveNet, codes: np.ndarray, cls: int | None = None) -> np.ndarray:
+def teacher_forced_logits(model: WaveNet, codes: np.ndarray) -> np.ndarray:
     """Plain forward over a whole sequence: logits (T, 256) for every next sample."""
     with torch.inference_mode():
-        classes = None if cls is None else torch.tensor([cls])
-        return model(torch.as_tensor(codes)[None], classes)[0].t().float().numpy()
+        return model(torch.as_tensor(codes)[None])[0].t().float().numpy()
 
+
+# --------------------------------------------------------------------------- fast generation
+# Paine et al. (2016): each residual layer keeps a ring buffer of its past inputs, so a new
+# sample costs one step of every layer and the head, never a pass over the receptive field.
+# The loop is compiled by numba (models/wavenet_kernels.py); the weights are laid out for it
+# once (rows contiguous, the two taps of each dilated convolution side by side, the input
+# convolution as two lookup tables). The state lives in the object: one object per request.
+class FastWaveNet:
+    """One generation's state plus the model's weights in the compiled loop's layout."""
+
+    def __init__(self, model: WaveNet):
+        from . import wavenet_kernels   # numba compiles (or loads its cache) on first use
+
+        self._k = wavenet_kernels
+        c = self.config = model.config
+        f32 = lambda t: np.ascontiguousarray(t.detach().float().cpu().numpy(), dtype=np.float32)  # noqa: E731
+        w = model.input_conv.weight
+        self.emb0 = f32(w[:, :, 0].t())
+        self.emb1 = f32(w[:, :, 1].t() + model.input_conv.bias)
+        L, R, G, S = c.layers, c.residual_channels, c.gate_channels, c.skip_channels
+        self.wd = f32(torch.stack([torch.cat([lay.conv.weight[:, :, 0], lay.conv.weight[:, :, 1]], 1)
+                                   for lay in model.layers]))
+        self.bd = f32(torch.stack([lay.conv.bias for lay in model.layers]))
+        zeros_r = torch.zeros(R, G)
+        self.wr = f32(torch.stack([lay.res.weight[:, :, 0] if lay.res is not None else zeros_r
+                                   for lay in model.layers]))
+        self.br = f32(torch.stack([lay.res.bias if lay.res is not None else torch.zeros(R)
+                                   for lay in model.layers]))
+        self.ws = f32(torch.stack([lay.skip.weight[:, :, 0] for lay in model.layers]))
+        self.bs = f32(sum(lay.skip.bias for lay in model.layers))
+        self.wh1, self.bh1 = f32(model.head1.weight[:, :, 0]), f32(model.head1.bias)
+        self.wh2, self.bh2 = f32(model.head2.weight[:, :, 0]), f32(model.head2.bias)
+        self.dil = np.array(c.dilations, dtype=np.int64)
+        size = 1 << int(max(c.dilations)).bit_length()        # a power of two > max dilation
+        self.hist = np.zeros((L, size, R), np.float32)
+        self.scratch = (np.zeros(2 * R, np.float32), np.zeros(2 * G, np.float32),
+                        np.zeros(G, np.float32), np.zeros(S, np.float32),
+                        np.zeros(c.head_channels, np.float32), np.zeros(c.quantization, np.float32))
+        self.state = np.array([0, -1, -1], np.int64)         # t, previous code, next code to feed
+
+    @property
+    def weights(self) -> tuple:
+        return (self.emb0, self.emb1, self.wd, self.bd, self.wr, self.br, self.ws, self.bs,
+                self.wh1, self.bh1, self.wh2, self.bh2, self.dil, self.hist, *self.scratch)
+
+    @property
+    def samples_fed(self) -> int:
+        return int(self.state[0])
+
+    def reset(self) -> None:
+        self.hist[:] = 0
+        self.state[:] = (0, -1, -1)
+
+    def feed(self, codes: np.ndarray, record: bool = False) -> np.ndarray:
+        """Teacher-force codes through the buffers; with ``record``, the logits after each one."""
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        out = np.zeros((len(codes) if record else 0, self.config.quantization), np.float32)
+        self._k._feed(codes, self.state, *self.weights, out)
+        return out
+
+    def prime(self, primer: np.ndarray | None = None) -> None:
+        """Start a generation: feed all of the primer (or silence) except its last code, which
+        is fed by the first generated step."""
+        codes = prepare_primer(primer, self.config)
+        self.reset()
+        self.feed(codes[:-1])
+        self.state[2] = codes[-1]
+
+    def step_codes(self, n: int, temperature: float, u: np.ndarray) -> np.ndarray:
+        if self.state[2] < 0:
+            self.prime()
+        out = np.zeros(n, np.int64)
+        self._k._generate(n, np.ascontiguousarray(u[:n], dtype=np.float64), float(temperature),
+                  self.state, *self.weights, out)
+        return out
+
+    def stream(self, n: int, temperature: float = 1.0, *, generator: torch.Generator | None = None,
+               chunk: int = 16000) -> Iterator[np.ndarray]:
+        """Yield the n new codes in chunks (the uniforms are drawn up front: chunking does not
+        change the audio)."""
+        u = uniforms(n, generator)
+        for start in range(0, n, chunk):
+            yield self.step_codes(min(chunk, n - start), temperature, u[start:start + chunk])
+
+    def generate(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,
+                 generator: torch.Generator | None = None) -> np.ndarray:
+        self.prime(primer)
+        parts = list(self.stream(n, temperature, generator=generator, chunk=max(n, 1)))
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+# --------------------------------------------------------------------------- the pipeline
+class WaveNetPipeline:
+    """A WaveNet and its compiled generation loop, in audio terms: float audio in [-1, 1] at the
+    model's rate in (the primer) and out."""
+
+    def __init__(self, model: WaveNet):
+        self.model, self.config = model.eval(), model.config
+
+    @classmethod
+    def from_pretrained(cls, name: str, progress: Callable[[float, str], None] | None = None
+                        ) -> "WaveNetPipeline":
+        report = progress or (lambda fraction, message: None)
+        report(0.3, f"Loading {name}")
+        pipeline = cls(from_pretrained(WaveNet, name))
+        report(0.6, "Compiling the fast generation loop (first use only)")
+        FastWaveNet(pipeline.model).generate(64, generator=torch.Generator().manual_seed(0))
+        return pipeline
+
+    @staticmethod
+    def heard(audio: np.ndarray) -> np.ndarray:
+        """Audio as the model hears it: through 8-bit mu-law."""
+        return mu_law_decode(mu_law_encode(audio))
+
+    def stream(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,
+               generator: torch.Generator | None = None, chunk: int = 16000
+               ) -> Iterator[np.ndarray]:
+        """``n`` new samples after the primer (or silence), ``chunk`` at a time; the chunking
+        does not change the audio."""
+        fast = FastWaveNet(self.model)
+        fast.prime(None if primer is None else mu_law_encode(primer))
+        for codes in fast.stream(n, temperature, generator=generator, chunk=chunk):
+            yield mu_law_decode(codes)
+
+    def __call__(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,
+                 generator: torch.Generator | None = None,
+                 callback: Callable[[int], None] | None = None) -> np.ndarray:
+        parts = []
+        for part in self.stream(n, temperature, primer=primer, generator=generator):
+            parts.append(part)
+            if callback is not None:
+                callback(sum(map(len, parts)))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)

@@ -3,24 +3,8 @@
 ``_step`` feeds one code through every layer (ring buffers of past layer inputs, two taps of
 each dilated convolution as one matrix) and the head; ``_feed`` teacher-forces a sequence;
 ``_generate`` samples, inverting the tempered softmax's CDF with one uniform number per sample.
-
-What makes it fast on a plain AVX2 CPU (AMD EPYC Zen 3, no AVX-512, one thread, the speech
-model; three interleaved runs on a noisy VM): generation went from 16,000-20,000 to 31,000-39,000
-samples per second (``benchmarks/wavenet.py``):
-
-* the gate tanh(a) * sigmoid(b) without calls into libm: sigmoid(b) = (1 + tanh(b / 2)) / 2,
-  and tanh is the rational approximation that Eigen, XLA and ONNX Runtime use for float32 tanh
-  (odd degree 13 over even degree 6 on the input clamped to +-7.9; largest error 3.4e-7 against
-  float64 tanh, where float32 rounding alone is 6e-8), which LLVM vectorises. libm's scalar
-  tanh and exp took about a quarter of each step (teacher forcing 21,000 -> 29,600 per second);
-* matrix-vector products four output rows at a time: each input value is loaded once per four
-  rows and four independent sums run side by side (29,600 -> 35,000-47,000 per second);
-* the sampler exponentiates each of the 256 logits once, not once for the sum and again for the
-  running CDF (within the noise of these runs).
-
-Teacher-forced on 2,000 samples of the speech model, the logits (up to 206 in size) differ from
-the libm version's by at most 1.7e-4; the card's 4 s piano example (seed 0) comes out sample for
-sample the same for its first 61,159 samples (3.8 s), where one draw falls the other way.
+The gate avoids libm (a rational tanh that LLVM vectorises) and the matrix-vector products run
+four rows at a time: about twice as fast on a plain AVX2 CPU (docs/wavenet.md).
 """
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
-"""What every tab shares: image uploads that fail with a clear message, checks for numbers sent
-through the API (slider limits only protect the UI), and lazily loaded models."""
+"""What every tab shares: what a technique declares to the registry in app.py, image uploads
+that fail with a clear message, checks for numbers sent through the API (slider limits only
+protect the UI), and lazily loaded pipelines."""
 from __future__ import annotations
 
 import math
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 import gradio as gr
@@ -17,6 +19,27 @@ HEAVY = "heavy"                    # concurrency_id shared by the CPU/GPU-bound 
 MAX_SECONDS = 300                  # no single request may hold the heavy queue longer
 
 T = TypeVar("T")
+
+# the navigation's groups, in order: id -> the label of its tab
+GROUPS = {"images": "Images", "art": "Art", "sound": "Text & sound"}
+
+
+@dataclass(frozen=True)
+class Technique:
+    """What a tab module declares to the registry (``app.TECHNIQUES``) as ``TECHNIQUE``."""
+    id: str           # the module's name in models/, tabs/, train/, tests/, benchmarks/, docs/
+    title: str        # its tab's label
+    group: str        # a key of GROUPS
+    summary: str      # one line for the landing view
+
+
+@dataclass
+class TabContext:
+    """What the registry hands a tab's ``build``: the app's Blocks, and the events that show the
+    tab (its own tab, its group's tab when it is the group's first, its landing button), for a
+    tab that draws something when it is first seen."""
+    blocks: gr.Blocks
+    shown: list = field(default_factory=list)
 
 
 class ImageUpload(gr.Image):
@@ -129,7 +152,8 @@ def seed_value(value: Any) -> int:
 
 
 class Lazy(Generic[T]):
-    """A model built on first use (never at import), once, with progress while it loads."""
+    """A pipeline built on first use (never at import), once, with progress while it loads:
+    each tab keeps its own in ``PIPELINES`` (label -> Lazy)."""
 
     def __init__(self, title: str, factory: Callable[[Callable[[float, str], None]], T]):
         self.title = title

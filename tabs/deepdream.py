@@ -9,20 +9,24 @@ import gradio as gr
 import skimage
 from PIL import Image
 
-from models.backbones import INCEPTION_BLOCKS, load_inception_v3
+from models.backbones import INCEPTION_BLOCKS
 from models.deepdream import DEFAULT_PRESET, PRESETS, DeepDreamPipeline, DreamSettings, zoom_stream
-from models.runtime import device, generator, gpu
+from models.runtime import generator, gpu
 
-from .common import (HEAVY, ImageInput, Lazy, number, read_image, run_controls, seed_value,
-                     streamed)
+from .common import (HEAVY, ImageInput, Lazy, TabContext, Technique, number, read_image,
+                     run_controls, seed_value, streamed)
+
+TECHNIQUE = Technique("deepdream", "DeepDream", "art",
+                      "Inception-v3 asked to see more of what it sees: octaves of dreams.")
+AVAILABLE = True   # Inception-v3 is fetched on first use (models/backbones.py)
 
 LAYERS = list(INCEPTION_BLOCKS)
 SKIMAGE_DATA = Path(skimage.__file__).parent / "data"
 EXAMPLES = [str(SKIMAGE_DATA / name) for name in
             ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")]
 
-PIPELINE = Lazy("Inception-v3", lambda report: DeepDreamPipeline(
-    load_inception_v3("mixed10", progress=report, device=device())))
+PIPELINES = {"Inception-v3": Lazy("Inception-v3",
+                                  lambda report: DeepDreamPipeline.from_pretrained(report))}
 
 EXPLAIN = """
 **How it works.** The network looks at your image; DeepDream then changes the *pixels* so that
@@ -104,7 +108,7 @@ def dream(image, layers, weights_text, octaves, octave_scale, steps, step_size, 
     size = number(working_size, "Working size", 128, 2048, integer=True)
     gen = generator(seed_value(seed))
     picture, notes = read_image(image, size)
-    pipeline = PIPELINE.get(progress)
+    pipeline = PIPELINES["Inception-v3"].get(progress)
     for update, status in streamed(
             lambda stop: pipeline.stream(picture, settings, generator=gen, preview_every=5,
                                          should_stop=stop), notes, progress):
@@ -122,7 +126,7 @@ def dream_zoom(image, layers, weights_text, octave_scale, step_size, max_loss, j
     zoom = number(zoom, "Zoom per frame", 1.01, 1.5)
     gen = generator(seed_value(seed))
     picture, notes = read_image(image, size)
-    pipeline = PIPELINE.get(progress)
+    pipeline = PIPELINES["Inception-v3"].get(progress)
     shots = []
     with tempfile.TemporaryDirectory(prefix="gdl-zoom-") as folder:
         # Gradio copies each yielded file into its cache before asking for the next item,
@@ -147,63 +151,62 @@ def apply_preset(name: str):
     return list(weights), text
 
 
-def build() -> None:
+def build(ctx: TabContext) -> None:
     default = PRESETS[DEFAULT_PRESET]
-    with gr.Tab("DeepDream", id="deepdream", elem_id="deepdream-panel"):
-        gr.Markdown("### DeepDream octaves\nGradient ascent on Inception-v3 layers over an octave "
-                    "pyramid (Mordvintsev et al., 2015). Pick an image and a preset, press **Dream**.")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=300):
-                image = ImageInput(label="Image", height=320)
-                gr.Examples(EXAMPLES, inputs=[image], label="Example photos (scikit-image)")
-                preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
-                layers = gr.CheckboxGroup(LAYERS, value=list(default), label="Layers to amplify",
-                                          info="early = textures, late = eyes, dogs, buildings")
+    gr.Markdown("### DeepDream octaves\nGradient ascent on Inception-v3 layers over an octave "
+                "pyramid (Mordvintsev et al., 2015). Pick an image and a preset, press **Dream**.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            image = ImageInput(label="Image", height=320)
+            gr.Examples(EXAMPLES, inputs=[image], label="Example photos (scikit-image)")
+            preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
+            layers = gr.CheckboxGroup(LAYERS, value=list(default), label="Layers to amplify",
+                                      info="early = textures, late = eyes, dogs, buildings")
+            with gr.Row():
+                octaves = gr.Slider(1, 8, value=3, step=1, label="Octaves")
+                steps = gr.Slider(1, 100, value=20, step=1, label="Steps per octave")
+            with gr.Row():
+                step_size = gr.Slider(1, 100, value=20, step=0.5, label="Step size")
+                size = gr.Slider(128, 2048, value=512, step=32, label="Working size (px)",
+                                 info="longest side; larger is slower")
+            seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed",
+                             info="sets the random jitter; same seed, same dream")
+            with gr.Accordion("Advanced", open=False):
+                weights = gr.Textbox(", ".join(f"{k}: {v:g}" for k, v in default.items()),
+                                     label="Layer weights", info="layer: weight, ...; "
+                                     "ticked layers without a weight get 1")
                 with gr.Row():
-                    octaves = gr.Slider(1, 8, value=3, step=1, label="Octaves")
-                    steps = gr.Slider(1, 100, value=20, step=1, label="Steps per octave")
+                    octave_scale = gr.Slider(1.05, 2.5, value=1.4, step=0.05, label="Octave scale")
+                    max_loss = gr.Number(value=15, minimum=0.1, label="Max loss")
                 with gr.Row():
-                    step_size = gr.Slider(1, 100, value=20, step=0.5, label="Step size")
-                    size = gr.Slider(128, 2048, value=512, step=32, label="Working size (px)",
-                                     info="longest side; larger is slower")
-                seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed",
-                                 info="sets the random jitter; same seed, same dream")
-                with gr.Accordion("Advanced", open=False):
-                    weights = gr.Textbox(", ".join(f"{k}: {v:g}" for k, v in default.items()),
-                                         label="Layer weights", info="layer: weight, ...; "
-                                         "ticked layers without a weight get 1")
-                    with gr.Row():
-                        octave_scale = gr.Slider(1.05, 2.5, value=1.4, step=0.05, label="Octave scale")
-                        max_loss = gr.Number(value=15, minimum=0.1, label="Max loss")
-                    with gr.Row():
-                        jitter = gr.Slider(0, 256, value=32, step=1, label="Jitter (px)")
-                        tile = gr.Slider(256, 1024, value=512, step=32, label="Tile size (px)")
-                    channel = gr.Number(value=-1, precision=0, minimum=-1, maximum=2047,
-                                        label="Channel (-1 = whole layers)",
-                                        info="dream one channel of a single ticked layer")
-                with gr.Accordion("Zoom animation", open=False):
-                    gr.Markdown("Dream a few steps, zoom into the centre, dream again on the "
-                                "result: the endless zoom of the original DeepDream videos.")
-                    with gr.Row():
-                        frames = gr.Slider(2, 30, value=8, step=1, label="Frames")
-                        zoom = gr.Slider(1.01, 1.5, value=1.06, step=0.01, label="Zoom per frame")
-                        frame_steps = gr.Slider(1, 20, value=5, step=1, label="Steps per frame")
-                    zoom_run = gr.Button("Dream a zoom")
-            with gr.Column(scale=1, min_width=300):
-                run, stop, status = run_controls("Dream", "deepdream")
-                output = gr.Image(label="Dream", format="png", type="numpy", interactive=False,
-                                  buttons=["download", "fullscreen"], height=480)
-                animation = gr.Image(label="Zoom animation (GIF)", type="filepath",
-                                     interactive=False, buttons=["download"], height=300)
-                gr.Markdown(EXPLAIN)
-        preset.change(apply_preset, preset, [layers, weights], api_name="deepdream_preset",
-                      queue=False)
-        event = run.click(dream, [image, layers, weights, octaves, octave_scale, steps, step_size,
-                                  max_loss, jitter, tile, channel, size, seed], [output, status],
-                          api_name="deepdream", concurrency_id=HEAVY, concurrency_limit=1)
-        zoom_event = zoom_run.click(
-            dream_zoom, [image, layers, weights, octave_scale, step_size, max_loss, jitter, tile,
-                         channel, size, seed, frames, zoom, frame_steps], [output, status, animation],
-            api_name="deepdream_zoom", concurrency_id=HEAVY, concurrency_limit=1)
-        stop.click(lambda: "Stopped: the picture shows the last finished step.", None, status,
-                   cancels=[event, zoom_event], api_name="deepdream_stop", queue=False)
+                    jitter = gr.Slider(0, 256, value=32, step=1, label="Jitter (px)")
+                    tile = gr.Slider(256, 1024, value=512, step=32, label="Tile size (px)")
+                channel = gr.Number(value=-1, precision=0, minimum=-1, maximum=2047,
+                                    label="Channel (-1 = whole layers)",
+                                    info="dream one channel of a single ticked layer")
+            with gr.Accordion("Zoom animation", open=False):
+                gr.Markdown("Dream a few steps, zoom into the centre, dream again on the "
+                            "result: the endless zoom of the original DeepDream videos.")
+                with gr.Row():
+                    frames = gr.Slider(2, 30, value=8, step=1, label="Frames")
+                    zoom = gr.Slider(1.01, 1.5, value=1.06, step=0.01, label="Zoom per frame")
+                    frame_steps = gr.Slider(1, 20, value=5, step=1, label="Steps per frame")
+                zoom_run = gr.Button("Dream a zoom")
+        with gr.Column(scale=1, min_width=300):
+            run, stop, status = run_controls("Dream", "deepdream")
+            output = gr.Image(label="Dream", format="png", type="numpy", interactive=False,
+                              buttons=["download", "fullscreen"], height=480)
+            animation = gr.Image(label="Zoom animation (GIF)", type="filepath",
+                                 interactive=False, buttons=["download"], height=300)
+            gr.Markdown(EXPLAIN)
+    preset.change(apply_preset, preset, [layers, weights], api_name="deepdream_preset",
+                  queue=False)
+    event = run.click(dream, [image, layers, weights, octaves, octave_scale, steps, step_size,
+                              max_loss, jitter, tile, channel, size, seed], [output, status],
+                      api_name="deepdream", concurrency_id=HEAVY, concurrency_limit=1)
+    zoom_event = zoom_run.click(
+        dream_zoom, [image, layers, weights, octave_scale, step_size, max_loss, jitter, tile,
+                     channel, size, seed, frames, zoom, frame_steps], [output, status, animation],
+        api_name="deepdream_zoom", concurrency_id=HEAVY, concurrency_limit=1)
+    stop.click(lambda: "Stopped: the picture shows the last finished step.", None, status,
+               cancels=[event, zoom_event], api_name="deepdream_stop", queue=False)

@@ -1,27 +1,25 @@
-"""Face arithmetic tab: widgets, validation and wiring; the maths is models/dcgan.py."""
+"""Face arithmetic tab: widgets, validation and wiring; the maths is models/faces.py."""
 from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
-import torch
 from PIL import Image
 
-from models.dcgan import (PRESETS, FaceAttributes, Generator, arithmetic, attribute_directions,
-                          generate, latents, load_directions, move_along, neighbours, pick_groups,
-                          sides, slerp, to_uint8)
-from models.hub import WEIGHTS_DIR, from_pretrained, resolve
-from models.runtime import device, generator
+from models.faces import DIRECTIONS, PRESETS, FacePipeline
+from models.hub import WEIGHTS_DIR
+from models.images import enlarge, grid
 
-from .common import Lazy, number, seed_value, sentence
+from .common import Lazy, TabContext, Technique, number, seed_value, sentence
 
+TECHNIQUE = Technique("faces", "Face arithmetic", "images",
+                      "A DCGAN's faces added and subtracted: smiling woman - woman + man.")
 GENERATOR = "dcgan-faces"
 CLASSIFIER = "face-attributes"
-AVAILABLE = (WEIGHTS_DIR / GENERATOR / "config.json").is_file() and \
-    (WEIGHTS_DIR / CLASSIFIER / "config.json").is_file()
+AVAILABLE = all((WEIGHTS_DIR / name / file).is_file() for name, file in (
+    (GENERATOR, "config.json"), (GENERATOR, DIRECTIONS), (CLASSIFIER, "config.json")))
 GALLERY = 64           # faces shown
 POOL = 256             # faces a preset may choose from (the gallery's are the first 64)
 SLIDERS = {"Smiling": "smile", "Eyeglasses": "glasses", "Male": "male", "Young": "young",
@@ -30,42 +28,20 @@ MAX_SHIFT = 8.0        # attribute sliders move at most this far along a unit di
 DEFAULT_PRESET = next(iter(PRESETS))
 TARGETS = ("group A", "group B", "group C", "attribute editor", "interpolation start",
            "interpolation end")
+TILE = 96              # a face in a mosaic: 64 px shown at 1.5x
+GAP = 2
+
+PIPELINES = {"faces": Lazy("the DCGAN and the face classifier",
+                           lambda report: FacePipeline.from_pretrained(GENERATOR, CLASSIFIER, report))}
 
 
-@dataclass
-class FaceStudio:
-    G: Generator
-    clf: FaceAttributes
-    directions: dict[str, torch.Tensor]
-
-    def pool(self, seed: int, n: int = POOL) -> torch.Tensor:
-        return latents(n, generator(seed), self.G.config.nz)
-
-    def images(self, z: torch.Tensor) -> torch.Tensor:
-        return generate(self.G, z, fast=True)
-
-    def reading(self, images: torch.Tensor) -> str:
-        p = self.clf.probabilities(images)[0]
-        return ", ".join(f"{SLIDERS.get(n, n)} {float(v):.0%}"
-                         for n, v in zip(self.clf.config.attributes, p))
+def pipeline(progress: gr.Progress | None = None) -> FacePipeline:
+    return PIPELINES["faces"].get(progress)
 
 
-def _load(report) -> FaceStudio:
-    report(0.3, "Loading the DCGAN generator")
-    G = from_pretrained(Generator, GENERATOR, device=device()).to(memory_format=torch.channels_last)
-    report(0.6, "Loading the face-attribute classifier")
-    clf = from_pretrained(FaceAttributes, CLASSIFIER, device="cpu")
-    path = resolve(GENERATOR) / "attribute_directions.safetensors"
-    if path.is_file():
-        directions = load_directions(path)
-    else:  # a checkpoint without its card: estimate the directions from 2,048 samples
-        report(0.8, "Estimating attribute directions")
-        z = latents(2048, torch.Generator().manual_seed(0), G.config.nz)
-        directions = attribute_directions(z, clf.probabilities(generate(G, z)), clf.config.attributes)
-    return FaceStudio(G, clf, directions)
+def reading(probabilities: dict[str, float]) -> str:
+    return ", ".join(f"{SLIDERS.get(n, n)} {v:.0%}" for n, v in probabilities.items())
 
-
-STUDIO = Lazy("the DCGAN and the face classifier", _load)
 
 EXPLAIN = """
 **How it works.** A DCGAN generator turns a vector *z* of 100 random numbers into a 64x64 face;
@@ -114,9 +90,8 @@ def face_index(value, name: str) -> int:
 def gallery(seed, progress=gr.Progress()):
     """The 64 faces of a seed (numbered; the number is what the groups refer to)."""
     seed = seed_value(seed)
-    studio = STUDIO.get(progress)
-    faces = to_uint8(studio.images(studio.pool(seed, GALLERY)))
-    return mosaic(faces, 8, list(range(GALLERY))), f"Faces of seed {seed}."
+    return mosaic(pipeline(progress).gallery(seed, GALLERY), 8, list(range(GALLERY))), \
+        f"Faces of seed {seed}."
 
 
 def new_seed():
@@ -128,15 +103,12 @@ def pick(seed, preset, progress=gr.Progress()):
     seed = seed_value(seed)
     if preset not in PRESETS:
         raise gr.Error(f"Unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}.")
-    studio = STUDIO.get(progress)
-    spec = PRESETS[preset]
-    probs = studio.clf.probabilities(studio.images(studio.pool(seed)))
     try:
-        groups = pick_groups(probs, studio.clf.config.attributes, spec)
+        groups = pipeline(progress).pick(seed, PRESETS[preset], POOL)
     except LookupError as exc:
         raise gr.Error(f"None of the {POOL} faces of seed {seed} fits group {exc.args[0]}; "
                        "try another seed.") from None
-    chosen = [", ".join(map(str, g.tolist())) for g in groups]
+    chosen = [", ".join(map(str, g)) for g in groups]
     return *chosen, f"Picked by the classifier among the {POOL} faces of seed {seed}."
 
 
@@ -153,44 +125,18 @@ def compute(seed, a_text, b_text, c_text, noise, progress=gr.Progress()):
     seed = seed_value(seed)
     noise = number(noise, "Neighbour noise", 0, 2)
     groups = [parse_group(t, f"Group {n}") for t, n in ((a_text, "A"), (b_text, "B"), (c_text, "C"))]
-    studio = STUDIO.get(progress)
-    z = studio.pool(seed)
-    members = [studio.images(z[g]) for g in groups]
-    result = arithmetic(*(z[g] for g in groups))
-    around = neighbours(result, 8, noise, generator(seed + 1))
-    faces = studio.images(torch.cat([result[None], around]))
-    pixels = arithmetic(*members).clamp(-1, 1)[None]
+    out = pipeline(progress).arithmetic(seed, groups, noise)
     notes = [f"group {n} has one face (the paper averages three)"
              for n, g in zip("ABC", groups) if len(g) == 1]
-    status = sentence(notes) + f"The classifier reads the result as: {studio.reading(faces[:1])}."
-    previews = [mosaic(to_uint8(m), 3, g) for m, g in zip(members, groups)]
-    return (*previews, big(to_uint8(faces[:1])[0]), mosaic(to_uint8(faces[1:]), 4),
-            big(to_uint8(pixels)[0]), status)
+    status = sentence(notes) + f"The classifier reads the result as: {reading(out.reading)}."
+    previews = [mosaic(m, 3, g) for m, g in zip(out.groups, groups)]
+    return (*previews, enlarge(out.result, 256), mosaic(out.neighbours, 4),
+            enlarge(out.pixels, 256), status)
 
 
-TILE = 96   # a face in a mosaic: 64 px shown at 1.5x
-GAP = 2
-
-
-def mosaic(faces: np.ndarray, cols: int, labels: list[int] | None = None) -> np.ndarray:
+def mosaic(images: np.ndarray, cols: int, labels: list[int] | None = None) -> np.ndarray:
     """Faces side by side (``cols`` per row) on white, each with its number in a corner."""
-    from PIL import ImageDraw
-
-    cols = max(1, min(cols, len(faces)))
-    rows = -(-len(faces) // cols)
-    step = TILE + GAP
-    canvas = Image.new("RGB", (cols * step - GAP, rows * step - GAP), "white")
-    draw = ImageDraw.Draw(canvas)
-    for k, face in enumerate(faces):
-        r, c = divmod(k, cols)
-        x, y = c * step, r * step
-        canvas.paste(Image.fromarray(face).resize((TILE, TILE), Image.Resampling.NEAREST), (x, y))
-        if labels is not None:
-            text = str(labels[k])
-            w = 7 * len(text) + 4
-            draw.rectangle((x, y, x + w, y + 13), fill=(255, 255, 255))
-            draw.text((x + 2, y + 1), text, fill=(30, 30, 30))
-    return np.asarray(canvas)
+    return grid(images, cols, cell=TILE, gap=GAP, labels=labels)
 
 
 def tile_at(x: float, y: float, cols: int, count: int) -> int | None:
@@ -203,11 +149,6 @@ def tile_at(x: float, y: float, cols: int, count: int) -> int | None:
     return k if k < count else None
 
 
-def big(face: np.ndarray, size: int = 256) -> np.ndarray:
-    """A 64x64 face enlarged for display (nearest neighbour keeps it honest)."""
-    return np.asarray(Image.fromarray(face).resize((size, size), Image.Resampling.NEAREST))
-
-
 def edit(seed, face, *values, progress=gr.Progress()):
     """A face moved along the attribute directions: one shift per slider, then (optionally)
     whether to keep the other attributes on their side."""
@@ -218,27 +159,17 @@ def edit(seed, face, *values, progress=gr.Progress()):
         keep = True
     if not isinstance(keep, bool):
         raise gr.Error("'Keep the other attributes' must be true or false.")
-    studio = STUDIO.get(progress)
-    z = studio.pool(seed)[face]
-    wanted, missing = {}, []
-    for name, value in zip(SLIDERS, shifts):
-        value = number(value, f"{SLIDERS[name].capitalize()} shift", -MAX_SHIFT, MAX_SHIFT)
-        if value and name in studio.directions:
-            wanted[name] = value
-        elif value:
-            missing.append(f"no {SLIDERS[name]} direction (too few confident examples)")
-    before = studio.images(z[None])
-    now = sides(studio.clf.probabilities(before)[0], studio.clf.config.attributes) if keep else None
-    moved, held = move_along(z, wanted, studio.directions, keep=now)
-    after = studio.images(moved[None])
-    faces = to_uint8(torch.cat([before, after]))
+    wanted = {name: number(value, f"{label.capitalize()} shift", -MAX_SHIFT, MAX_SHIFT)
+              for (name, label), value in zip(SLIDERS.items(), shifts)}
+    out = pipeline(progress).edit(seed, face, wanted, keep)
+    missing = [f"no {SLIDERS[n]} direction (too few confident examples)" for n in out.missing]
     note = ""
-    if held:
+    if out.held:
         note = (" Held on their side: " + ", ".join(
-            f"{SLIDERS.get(n, n)} ({'yes' if now[n] else 'no'})" for n in held) +
+            f"{SLIDERS.get(n, n)} ({'yes' if has else 'no'})" for n, has in out.held.items()) +
             " (the move lost its part that pointed across them).")
-    return (big(faces[0]), big(faces[1]), sentence(missing) +
-            f"Face #{face}. The classifier reads the edited face as: {studio.reading(after)}.{note}")
+    return (enlarge(out.before, 256), enlarge(out.after, 256), sentence(missing) +
+            f"Face #{face}. The classifier reads the edited face as: {reading(out.reading)}.{note}")
 
 
 def interpolate(seed, start, end, steps, progress=gr.Progress()):
@@ -246,12 +177,9 @@ def interpolate(seed, start, end, steps, progress=gr.Progress()):
     seed = seed_value(seed)
     start, end = face_index(start, "Start face"), face_index(end, "End face")
     steps = number(steps, "Steps", 2, 32, integer=True)
-    studio = STUDIO.get(progress)
-    z = studio.pool(seed)
-    path = slerp(z[start], z[end], torch.linspace(0, 1, steps))
-    faces = to_uint8(studio.images(path))
-    strip = np.concatenate(list(faces), axis=1)
-    frames = [Image.fromarray(big(f, 192)) for f in faces]
+    path = pipeline(progress).interpolate(seed, start, end, steps)
+    strip = np.concatenate(list(path), axis=1)
+    frames = [Image.fromarray(enlarge(f, 192)) for f in path]
     frames += frames[-2:0:-1]  # there and back
     gif = tempfile.NamedTemporaryFile(prefix="gdl-faces-", suffix=".gif", delete=False).name
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=120, loop=0)
@@ -277,96 +205,103 @@ def add_clicked(target, a, b, c, edit_face, start, end, evt: gr.SelectData):
     return a, b, c, edit_face, start, end
 
 
-def build(blocks: gr.Blocks) -> bool:
-    """The tab, if its checkpoints are there (``weights/dcgan-faces`` is still being trained);
-    returns whether it was built."""
-    if not AVAILABLE:
-        return False
-    with gr.Tab("Face arithmetic", id="faces", elem_id="faces-panel"):
-        gr.Markdown("### Face arithmetic\nA DCGAN trained by the studio on real faces; its latent "
-                    "vectors can be added and subtracted. Pick a preset and press **Compute**, or "
-                    "click faces into the groups yourself.")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=300):
-                with gr.Row():
-                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
-                                     label="Seed", info="press Enter for its faces; same seed, same faces")
-                    shuffle = gr.Button("New faces", elem_id="faces-shuffle")
-                target = gr.Radio(list(TARGETS), value="group A", label="A click on a face adds it to")
-                faces = gr.Image(label="Generated faces (click one to pick it)", format="png",
-                                 interactive=False, buttons=["download", "fullscreen"],
-                                 elem_id="faces-gallery")
-            with gr.Column(scale=1, min_width=300):
-                with gr.Group():
-                    preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
-                    pick_btn = gr.Button("Pick faces for the preset", elem_id="faces-pick")
-                with gr.Row():
-                    a = gr.Textbox("", label="A (face numbers)", elem_id="faces-a")
-                    b = gr.Textbox("", label="B", elem_id="faces-b")
-                    c = gr.Textbox("", label="C", elem_id="faces-c")
-                noise = gr.Slider(0, 2, value=0.25, step=0.05, label="Neighbour noise")
-                run = gr.Button("Compute A - B + C", variant="primary", elem_id="faces-run")
-                status = gr.Markdown("", elem_id="faces-status")
-                with gr.Row():
-                    result = gr.Image(label="A - B + C (latent)", format="png", interactive=False,
-                                      buttons=["download"], elem_id="faces-result", height=256)
-                    pixel = gr.Image(label="A - B + C on pixels", format="png", interactive=False,
-                                     buttons=["download"], height=256)
-                around = gr.Image(label="Eight neighbours", format="png", interactive=False,
-                                  buttons=["download"], elem_id="faces-around")
-                gr.Markdown("The faces of groups A, B and C that were averaged:")
-                with gr.Row():
-                    ga, gb, gc = (gr.Image(label=f"group {n}", show_label=False, format="png",
-                                           interactive=False, buttons=[], min_width=90,
-                                           elem_id=f"faces-group-{n.lower()}") for n in "ABC")
-        with gr.Row(equal_height=False):
-            with gr.Column(min_width=300):
-                gr.Markdown("#### Attribute sliders")
-                edit_face = gr.Number(value=0, precision=0, minimum=0, maximum=POOL - 1,
-                                      label="Face number")
-                sliders = [gr.Slider(-MAX_SHIFT, MAX_SHIFT, value=0, step=0.25, label=label)
-                           for label in SLIDERS.values()]
-                keep_others = gr.Checkbox(
-                    value=True, label="Keep the other attributes",
-                    info="Don't let a move cross the others: glasses for a woman without "
-                         "making her a man (this generator links the two).")
-                edit_btn = gr.Button("Apply", elem_id="faces-edit")
-                with gr.Row():
-                    before = gr.Image(label="before", format="png", interactive=False, height=200)
-                    after = gr.Image(label="after", format="png", interactive=False,
-                                     buttons=["download"], height=200)
-            with gr.Column(min_width=300):
-                gr.Markdown("#### Interpolation")
-                with gr.Row():
-                    start = gr.Number(value=0, precision=0, minimum=0, maximum=POOL - 1, label="From face")
-                    end = gr.Number(value=1, precision=0, minimum=0, maximum=POOL - 1, label="To face")
-                    steps = gr.Slider(2, 32, value=10, step=1, label="Steps")
-                interp_btn = gr.Button("Interpolate", elem_id="faces-interp")
-                strip = gr.Image(label="Spherical interpolation", format="png", interactive=False,
-                                 buttons=["download"])
-                animation = gr.Image(label="Animation (GIF)", type="filepath", interactive=False,
-                                     buttons=["download"], height=200)
-        gr.Markdown(EXPLAIN)
-        shown = dict(fn=gallery, inputs=seed, outputs=[faces, status])
-        first = dict(fn=first_visit, inputs=[seed, preset], outputs=[a, b, c, status])
-        result_view = dict(fn=compute, inputs=[seed, a, b, c, noise],
-                           outputs=[ga, gb, gc, result, around, pixel, status])
+def first_view(seed, preset, noise, drawn, progress=gr.Progress()):
+    """The tab's first view: the seed's gallery, the preset's groups among them, their result."""
+    if drawn:
+        return (gr.skip(),) * 12
+    image, _ = gallery(seed, progress)
+    a, b, c, note = first_visit(seed, preset, progress)
+    *views, status = compute(seed, a, b, c, noise, progress)
+    return image, a, b, c, *views, (note if "instead" in note else status), True
 
-        def refresh(event, **api):
-            """New faces: the gallery, the preset's groups among them, the result."""
-            event.then(**shown, **(api or dict(api_visibility="private"))).then(
-                **first, api_visibility="private").then(**result_view, api_visibility="private")
 
-        refresh(shuffle.click(new_seed, None, seed, queue=False, api_visibility="private"))
-        refresh(seed.submit(lambda: None, None, None, queue=False, api_visibility="private"),
-                api_name="faces_gallery")
-        refresh(blocks.load(lambda: None, None, None, queue=False, api_visibility="private"))
-        faces.select(add_clicked, [target, a, b, c, edit_face, start, end],
-                     [a, b, c, edit_face, start, end], queue=False, api_visibility="private")
-        pick_btn.click(pick, [seed, preset], [a, b, c, status], api_name="faces_pick")
-        run.click(**result_view, api_name="faces_arithmetic")
-        edit_btn.click(edit, [seed, edit_face, *sliders, keep_others], [before, after, status],
-                       api_name="faces_edit")
-        interp_btn.click(interpolate, [seed, start, end, steps], [strip, animation, status],
-                         api_name="faces_interpolate")
-    return True
+def build(ctx: TabContext) -> None:
+    gr.Markdown("### Face arithmetic\nA DCGAN trained by the studio on real faces; its latent "
+                "vectors can be added and subtracted. Pick a preset and press **Compute**, or "
+                "click faces into the groups yourself.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            with gr.Row():
+                seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
+                                 label="Seed", info="press Enter for its faces; same seed, same faces")
+                shuffle = gr.Button("New faces", elem_id="faces-shuffle")
+            target = gr.Radio(list(TARGETS), value="group A", label="A click on a face adds it to")
+            faces = gr.Image(label="Generated faces (click one to pick it)", format="png",
+                             interactive=False, buttons=["download", "fullscreen"],
+                             elem_id="faces-gallery")
+        with gr.Column(scale=1, min_width=300):
+            with gr.Group():
+                preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
+                pick_btn = gr.Button("Pick faces for the preset", elem_id="faces-pick")
+            with gr.Row():
+                a = gr.Textbox("", label="A (face numbers)", elem_id="faces-a")
+                b = gr.Textbox("", label="B", elem_id="faces-b")
+                c = gr.Textbox("", label="C", elem_id="faces-c")
+            noise = gr.Slider(0, 2, value=0.25, step=0.05, label="Neighbour noise")
+            run = gr.Button("Compute A - B + C", variant="primary", elem_id="faces-run")
+            status = gr.Markdown("", elem_id="faces-status")
+            with gr.Row():
+                result = gr.Image(label="A - B + C (latent)", format="png", interactive=False,
+                                  buttons=["download"], elem_id="faces-result", height=256)
+                pixel = gr.Image(label="A - B + C on pixels", format="png", interactive=False,
+                                 buttons=["download"], height=256)
+            around = gr.Image(label="Eight neighbours", format="png", interactive=False,
+                              buttons=["download"], elem_id="faces-around")
+            gr.Markdown("The faces of groups A, B and C that were averaged:")
+            with gr.Row():
+                ga, gb, gc = (gr.Image(label=f"group {n}", show_label=False, format="png",
+                                       interactive=False, buttons=[], min_width=90,
+                                       elem_id=f"faces-group-{n.lower()}") for n in "ABC")
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=300):
+            gr.Markdown("#### Attribute sliders")
+            edit_face = gr.Number(value=0, precision=0, minimum=0, maximum=POOL - 1,
+                                  label="Face number")
+            sliders = [gr.Slider(-MAX_SHIFT, MAX_SHIFT, value=0, step=0.25, label=label)
+                       for label in SLIDERS.values()]
+            keep_others = gr.Checkbox(
+                value=True, label="Keep the other attributes",
+                info="Don't let a move cross the others: glasses for a woman without "
+                     "making her a man (this generator links the two).")
+            edit_btn = gr.Button("Apply", elem_id="faces-edit")
+            with gr.Row():
+                before = gr.Image(label="before", format="png", interactive=False, height=200)
+                after = gr.Image(label="after", format="png", interactive=False,
+                                 buttons=["download"], height=200)
+        with gr.Column(min_width=300):
+            gr.Markdown("#### Interpolation")
+            with gr.Row():
+                start = gr.Number(value=0, precision=0, minimum=0, maximum=POOL - 1, label="From face")
+                end = gr.Number(value=1, precision=0, minimum=0, maximum=POOL - 1, label="To face")
+                steps = gr.Slider(2, 32, value=10, step=1, label="Steps")
+            interp_btn = gr.Button("Interpolate", elem_id="faces-interp")
+            strip = gr.Image(label="Spherical interpolation", format="png", interactive=False,
+                             buttons=["download"])
+            animation = gr.Image(label="Animation (GIF)", type="filepath", interactive=False,
+                                 buttons=["download"], height=200)
+    gr.Markdown(EXPLAIN)
+    drawn = gr.State(False)
+    shown = dict(fn=gallery, inputs=seed, outputs=[faces, status])
+    first = dict(fn=first_visit, inputs=[seed, preset], outputs=[a, b, c, status])
+    result_view = dict(fn=compute, inputs=[seed, a, b, c, noise],
+                       outputs=[ga, gb, gc, result, around, pixel, status])
+
+    def refresh(event, **api):
+        """New faces: the gallery, the preset's groups among them, the result."""
+        event.then(**shown, **(api or dict(api_visibility="private"))).then(
+            **first, api_visibility="private").then(**result_view, api_visibility="private")
+
+    refresh(shuffle.click(new_seed, None, seed, queue=False, api_visibility="private"))
+    refresh(seed.submit(lambda: None, None, None, queue=False, api_visibility="private"),
+            api_name="faces_gallery")
+    gr.on(ctx.shown, first_view, [seed, preset, noise, drawn],
+          [faces, a, b, c, ga, gb, gc, result, around, pixel, status, drawn],
+          api_visibility="private")
+    faces.select(add_clicked, [target, a, b, c, edit_face, start, end],
+                 [a, b, c, edit_face, start, end], queue=False, api_visibility="private")
+    pick_btn.click(pick, [seed, preset], [a, b, c, status], api_name="faces_pick")
+    run.click(**result_view, api_name="faces_arithmetic")
+    edit_btn.click(edit, [seed, edit_face, *sliders, keep_others], [before, after, status],
+                   api_name="faces_edit")
+    interp_btn.click(interpolate, [seed, start, end, steps], [strip, animation, status],
+                     api_name="faces_interpolate")

@@ -8,12 +8,15 @@ import matplotlib
 import matplotlib.pyplot as plt
 import skimage
 
-from models.backbones import load_vgg19
-from models.runtime import device, generator, gpu
+from models.runtime import generator, gpu
 from models.style import CONTENT_LAYERS, StylePipeline, StyleSettings
 
-from .common import (HEAVY, ImageInput, Lazy, number, read_image, run_controls, seed_value,
-                     streamed)
+from .common import (HEAVY, ImageInput, Lazy, TabContext, Technique, number, read_image,
+                     run_controls, seed_value, streamed)
+
+TECHNIQUE = Technique("style", "Style transfer", "art",
+                      "A photo repainted in the style of another picture, on VGG19.")
+AVAILABLE = True   # VGG19 is fetched on first use (models/backbones.py)
 
 
 SKIMAGE = Path(skimage.__file__).parent / "data"
@@ -30,8 +33,7 @@ COLOURS = {"off": "none", "luminance only (keep content colours)": "luminance",
            "match style colours to the content": "histogram"}
 BASE_STYLE_WEIGHT = 10.0
 
-PIPELINE = Lazy("VGG19", lambda report: StylePipeline(
-    load_vgg19("relu5_2", progress=report, device=device())))
+PIPELINES = {"VGG19": Lazy("VGG19", lambda report: StylePipeline.from_pretrained(report))}
 
 EXPLAIN = """
 **How it works** (Gatys et al., 2015). VGG19 looks at three images: the content photo, the
@@ -106,7 +108,7 @@ def stylise(content, style_a, weight_a, style_b, weight_b, style_c, weight_c, si
         image, more = read_image(path, 2048)
         styles.append(image)
         notes += [f"style {name}: {m}" for m in more]
-    pipeline = PIPELINE.get(progress)
+    pipeline = PIPELINES["VGG19"].get(progress)
     for update, status in streamed(
             lambda stop: pipeline.stream(photo, styles, s, generator=gen, every=5,
                                          should_stop=stop), notes, progress):
@@ -117,64 +119,63 @@ def stylise(content, style_a, weight_a, style_b, weight_b, style_c, weight_c, si
             yield update.image, status, plot
 
 
-def build() -> None:
-    with gr.Tab("Style transfer", id="style", elem_id="style-panel"):
-        gr.Markdown("### Neural style transfer\nThe content of one picture in the style of "
-                    "another, on the original VGG19 (Gatys, Ecker & Bethge, 2015).")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=300):
-                content = ImageInput(label="Content photo", height=260)
-                with gr.Tabs():
-                    with gr.Tab("Style A"):
-                        style_a = ImageInput(label="Style image A", height=200)
-                        weight_a = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight A")
-                    with gr.Tab("Style B (optional)"):
-                        style_b = ImageInput(label="Style image B", height=200)
-                        weight_b = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight B")
-                    with gr.Tab("Style C (optional)"):
-                        style_c = ImageInput(label="Style image C", height=200)
-                        weight_c = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight C")
-                gr.Examples(EXAMPLES, inputs=[content, style_a],
-                            label="Examples (scikit-image and matplotlib sample images)")
+def build(ctx: TabContext) -> None:
+    gr.Markdown("### Neural style transfer\nThe content of one picture in the style of "
+                "another, on the original VGG19 (Gatys, Ecker & Bethge, 2015).")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            content = ImageInput(label="Content photo", height=260)
+            with gr.Tabs():
+                with gr.Tab("Style A"):
+                    style_a = ImageInput(label="Style image A", height=200)
+                    weight_a = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight A")
+                with gr.Tab("Style B (optional)"):
+                    style_b = ImageInput(label="Style image B", height=200)
+                    weight_b = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight B")
+                with gr.Tab("Style C (optional)"):
+                    style_c = ImageInput(label="Style image C", height=200)
+                    weight_c = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight C")
+            gr.Examples(EXAMPLES, inputs=[content, style_a],
+                        label="Examples (scikit-image and matplotlib sample images)")
+            with gr.Row():
+                size = gr.Slider(128, 1024, value=512, step=32, label="Output size (px)",
+                                 info="longest side")
+                strength = gr.Slider(0, 10, value=5, step=0.5, label="Style strength",
+                                     info="0 = mostly photo, 10 = mostly style")
+            with gr.Row():
+                iterations = gr.Slider(5, 500, value=100, step=5, label="Iterations",
+                                       info="at the first stage; each finer stage gets half")
+                seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
+                                 label="Seed", info="for the noise start")
+            colours = gr.Radio(list(COLOURS), value="off", label="Colour preservation")
+            with gr.Accordion("Advanced", open=False):
                 with gr.Row():
-                    size = gr.Slider(128, 1024, value=512, step=32, label="Output size (px)",
-                                     info="longest side")
-                    strength = gr.Slider(0, 10, value=5, step=0.5, label="Style strength",
-                                         info="0 = mostly photo, 10 = mostly style")
+                    optimizer = gr.Radio(list(OPTIMIZERS), value=list(OPTIMIZERS)[0],
+                                         label="Optimiser")
+                    init = gr.Radio(list(INITS), value=list(INITS)[0], label="Start from",
+                                    info="the photo recoloured to the style's palette "
+                                         "converges fastest")
+                coarse = gr.Checkbox(value=True, label="Coarse-to-fine (quarter, half, full size)")
                 with gr.Row():
-                    iterations = gr.Slider(5, 500, value=100, step=5, label="Iterations",
-                                           info="at the first stage; each finer stage gets half")
-                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
-                                     label="Seed", info="for the noise start")
-                colours = gr.Radio(list(COLOURS), value="off", label="Colour preservation")
-                with gr.Accordion("Advanced", open=False):
-                    with gr.Row():
-                        optimizer = gr.Radio(list(OPTIMIZERS), value=list(OPTIMIZERS)[0],
-                                             label="Optimiser")
-                        init = gr.Radio(list(INITS), value=list(INITS)[0], label="Start from",
-                                        info="the photo recoloured to the style's palette "
-                                             "converges fastest")
-                    coarse = gr.Checkbox(value=True, label="Coarse-to-fine (quarter, half, full size)")
-                    with gr.Row():
-                        content_weight = gr.Number(1.0, minimum=0, label="Content weight")
-                        style_weight = gr.Number(0, minimum=0, label="Style weight",
-                                                 info="0 = set by the strength slider")
-                        tv_weight = gr.Number(1.0, minimum=0, label="Total-variation weight")
-                    with gr.Row():
-                        content_layer = gr.Dropdown(list(CONTENT_LAYERS), value="relu4_2",
-                                                    label="Content layer")
-                        style_scale = gr.Slider(0.25, 2.0, value=1.0, step=0.05, label="Style scale",
-                                                info="size of the style image relative to the output")
-            with gr.Column(scale=1, min_width=300):
-                run, stop, status = run_controls("Stylise", "style")
-                output = gr.Image(label="Result (best so far)", format="png", type="numpy",
-                                  interactive=False, buttons=["download", "fullscreen"], height=480)
-                curve = gr.Plot(label="Loss curve")
-                gr.Markdown(EXPLAIN)
-        event = run.click(stylise, [content, style_a, weight_a, style_b, weight_b, style_c, weight_c,
-                                    size, strength, iterations, optimizer, init, colours, coarse,
-                                    content_weight, style_weight, tv_weight, content_layer,
-                                    style_scale, seed], [output, status, curve],
-                          api_name="style_transfer", concurrency_id=HEAVY, concurrency_limit=1)
-        stop.click(lambda: "Stopped: the picture is the best one so far.", None, status,
-                   cancels=[event], api_name="style_stop", queue=False)
+                    content_weight = gr.Number(1.0, minimum=0, label="Content weight")
+                    style_weight = gr.Number(0, minimum=0, label="Style weight",
+                                             info="0 = set by the strength slider")
+                    tv_weight = gr.Number(1.0, minimum=0, label="Total-variation weight")
+                with gr.Row():
+                    content_layer = gr.Dropdown(list(CONTENT_LAYERS), value="relu4_2",
+                                                label="Content layer")
+                    style_scale = gr.Slider(0.25, 2.0, value=1.0, step=0.05, label="Style scale",
+                                            info="size of the style image relative to the output")
+        with gr.Column(scale=1, min_width=300):
+            run, stop, status = run_controls("Stylise", "style")
+            output = gr.Image(label="Result (best so far)", format="png", type="numpy",
+                              interactive=False, buttons=["download", "fullscreen"], height=480)
+            curve = gr.Plot(label="Loss curve")
+            gr.Markdown(EXPLAIN)
+    event = run.click(stylise, [content, style_a, weight_a, style_b, weight_b, style_c, weight_c,
+                                size, strength, iterations, optimizer, init, colours, coarse,
+                                content_weight, style_weight, tv_weight, content_layer,
+                                style_scale, seed], [output, status, curve],
+                      api_name="style_transfer", concurrency_id=HEAVY, concurrency_limit=1)
+    stop.click(lambda: "Stopped: the picture is the best one so far.", None, status,
+               cancels=[event], api_name="style_stop", queue=False)

@@ -1,5 +1,5 @@
-"""WaveNet audio tab: widgets, validation and wiring; the networks are models/wavenet.py and
-models/fastwavenet.py, audio handling models/audio.py."""
+"""WaveNet audio tab: widgets, validation and wiring; the networks are models/wavenet.py, audio
+handling models/audio.py; the example clips are examples/speech."""
 from __future__ import annotations
 
 import json
@@ -11,85 +11,51 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from models.audio import (AudioError, estimate_pitch, figure, figure_rows, normalise, read_audio,
-                          to_int16, wav_bytes)
-from models.fastwavenet import FastWaveNet
-from models.hub import WEIGHTS_DIR, from_pretrained
-from models.wavenet import WaveNet, mu_law_decode, mu_law_encode
+from models.audio import AudioError, figure, figure_rows, normalise, read_audio, to_int16, wav_bytes
+from models.hub import REPO_ROOT, WEIGHTS_DIR
 from models.runtime import generator
+from models.wavenet import WaveNetPipeline
 
-from .common import Deadline, Lazy, number, seed_value, sentence
+from .common import Deadline, Lazy, TabContext, Technique, number, seed_value, sentence
 
+TECHNIQUE = Technique("wavenet", "WaveNet audio", "sound",
+                      "Raw audio written one sample at a time: babbling speech, piano-like tones.")
 CHECKPOINTS = {  # label -> checkpoint folder under weights/ (or a hub id)
     "Speech (LJSpeech, one speaker)": "wavenet-speech",
     "Piano pieces": "wavenet-piano",
-    "Piano note (pick the pitch)": "wavenet-notes",
 }
 MODEL_NAMES = [label for label, folder in CHECKPOINTS.items()
                if (WEIGHTS_DIR / folder / "config.json").is_file()]
 DEFAULT_MODEL = MODEL_NAMES[0] if MODEL_NAMES else None
+AVAILABLE = bool(MODEL_NAMES)
 MAX_SECONDS = 30.0          # longest generation (the API too): at least real time, so <= 30 s
 MAX_PRIMER = 4.0            # seconds of a primer the model continues (the tail of longer ones)
 CHUNK_SECONDS = 1.0         # streamed to the player a second at a time
 COMPARE_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3)
 COMPARE_SECONDS = 1.5       # per temperature
 STREAMING = shutil.which("ffmpeg") is not None   # Gradio encodes streamed audio with ffmpeg
+EXAMPLES = REPO_ROOT / "examples" / "speech"     # held-out clips shipped with the app
 
 
 def _config(folder: str) -> dict:
     return json.loads((WEIGHTS_DIR / folder / "config.json").read_text())
 
 
-def _loader(folder: str):
-    def load(report) -> WaveNet:
-        report(0.3, f"Loading {folder}")
-        model = from_pretrained(WaveNet, folder)
-        report(0.6, "Compiling the fast generation loop (first use only)")
-        FastWaveNet(model, 0 if model.config.classes else None).generate(
-            64, generator=generator(0))
-        return model
-    return load
+PIPELINES = {label: Lazy(f"the {label} WaveNet",
+                         lambda report, folder=folder: WaveNetPipeline.from_pretrained(folder, report))
+             for label, folder in CHECKPOINTS.items() if label in MODEL_NAMES}
 
 
-MODELS = {label: Lazy(f"the {label} WaveNet", _loader(CHECKPOINTS[label])) for label in MODEL_NAMES}
-
-
-def note_names() -> list[str]:
-    folder = CHECKPOINTS["Piano note (pick the pitch)"]
-    if (WEIGHTS_DIR / folder / "config.json").is_file():
-        return list(_config(folder)["class_names"])
-    return []
-
-
-NOTES = note_names()
-NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
-
-
-def note_name(midi: int) -> str:
-    return f"{NAMES[midi % 12]}{midi // 12 - 1}"          # 60 -> C4
-
-
-def pitch_label(name: str) -> str:
-    midi = int(name.split()[-1])
-    return f"{note_name(midi)} (MIDI {midi})"
-
-
-NOTE_CHOICES = [(pitch_label(n), n) for n in NOTES]
-
-
-def held_out_clips() -> dict[str, Path]:
-    """Real clips the models never trained on, where the project's data folder is present
-    (the repository ships no audio): label -> file."""
-    from train.data import data_root
-
-    root = data_root() / "audio" / "ljspeech_16k"
-    if not root.is_dir():
+def example_clips() -> dict[str, Path]:
+    """The held-out LJSpeech clips shipped in examples/speech: label -> file."""
+    listing = EXAMPLES / "clips.json"
+    if not listing.is_file():
         return {}
-    files = sorted(root.glob("*.flac"))
-    return {f"LJSpeech {p.stem} (held out)": p for i, p in enumerate(files) if i % 20 == 19}
+    return {f"LJSpeech {c['id']} ({c['seconds']:g} s, held out)": EXAMPLES / c["file"]
+            for c in json.loads(listing.read_text())}
 
 
-CLIPS = held_out_clips()
+CLIPS = example_clips()
 
 EXPLAIN = """
 **How it works.** WaveNet writes audio one sample at a time: 16,000 numbers per second, each
@@ -102,13 +68,10 @@ output into a probability for each of the 256 levels, and draws one.
   or silence (at 0 it always takes the likeliest). Higher, unlikely levels get picked: hiss.
 * **Primer**: WaveNet continues a recording (its last few seconds, resampled to 16 kHz). Without
   one it starts from silence.
-{note}* **Seed**: the same seed and settings give the same audio.
+* **Seed**: the same seed and settings give the same audio.
 * **Fast generation**: each layer keeps a buffer of its past inputs, so a new sample costs one
   step of each layer instead of a pass over the whole receptive field, in a compiled loop.
-""".format(note="""* **Note** (the piano-note model): the pitch is *global conditioning*, a learned vector per key
-  added inside every layer, so the same network plays any of the 88 keys. The studio measures
-  the pitch of what it played (from the harmonics) and tells you.
-""" if NOTES else "")
+"""
 
 
 def receptive_field_html(folder: str | None) -> str:
@@ -154,9 +117,9 @@ def receptive_field_html(folder: str | None) -> str:
 
 
 def model_for(name) -> Lazy:
-    if name not in MODELS:
+    if name not in PIPELINES:
         raise gr.Error(f"Unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}.")
-    return MODELS[name]
+    return PIPELINES[name]
 
 
 def check(seconds, temperature, seed, primer_seconds):
@@ -166,18 +129,8 @@ def check(seconds, temperature, seed, primer_seconds):
     return seconds, temperature, seed_value(seed), primer_seconds
 
 
-def class_of(model: WaveNet, note) -> int | None:
-    """The conditioning class of a pitch-conditioned model (None for the others)."""
-    names = model.config.class_names
-    if not model.config.classes:
-        return None
-    if note not in names:
-        raise gr.Error(f"Pick a note for this model (one of {names[0]} .. {names[-1]}).")
-    return names.index(note)
-
-
 def load_primer(upload, clip, primer_seconds: float, rate: int) -> tuple[np.ndarray | None, list[str]]:
-    """The primer's mu-law codes (or None) from an upload or a held-out clip."""
+    """The primer's audio at the model's rate (or None), from an upload or an example clip."""
     path = upload or None
     notes: list[str] = []
     if path is None and clip:
@@ -193,36 +146,32 @@ def load_primer(upload, clip, primer_seconds: float, rate: int) -> tuple[np.ndar
     audio, note = normalise(audio)
     if note:
         notes.append(note)
-    return mu_law_encode(audio), notes
+    return audio, notes
 
 
-def generate(model_name, seconds, temperature, seed, upload, clip, primer_seconds, note,
+def generate(model_name, seconds, temperature, seed, upload, clip, primer_seconds,
              progress=gr.Progress()):
     """Stream the audio a second at a time; then the waveform/spectrogram and a WAV file."""
     seconds, temperature, seed, primer_seconds = check(seconds, temperature, seed, primer_seconds)
-    model = model_for(model_name).get(progress)
-    c = model.config
-    cls = class_of(model, note)
-    primer, notes = load_primer(upload, clip, primer_seconds, c.sample_rate)
-    fast = FastWaveNet(model, cls)
-    fast.prime(primer)
-    rate, n = c.sample_rate, int(round(seconds * c.sample_rate))
-    chunk = int(CHUNK_SECONDS * rate)
+    wavenet = model_for(model_name).get(progress)
+    rate = wavenet.config.sample_rate
+    primer, notes = load_primer(upload, clip, primer_seconds, rate)
+    n = int(round(seconds * rate))
     deadline = Deadline()
-    parts = [mu_law_decode(primer)] if primer is not None else []
+    parts = [wavenet.heard(primer)] if primer is not None else []
     if primer is not None and STREAMING:
         yield wav_bytes(parts[0], rate), gr.skip(), gr.skip(), sentence(notes) + "Primer..."
     busy, done = 0.0, 0          # seconds spent generating (not streaming or drawing)
-    chunks = fast.stream(n, temperature, generator=generator(seed), chunk=chunk)
+    chunks = wavenet.stream(n, temperature, primer=primer, generator=generator(seed),
+                            chunk=int(CHUNK_SECONDS * rate))
     while True:
         start = time.perf_counter()
-        codes = next(chunks, None)
+        audio = next(chunks, None)
         busy += time.perf_counter() - start
-        if codes is None:
+        if audio is None:
             break
-        audio = mu_law_decode(codes)
         parts.append(audio)
-        done += len(codes)
+        done += len(audio)
         speed = done / max(busy, 1e-9)
         message = (f"{done / rate:.1f} / {seconds:g} s generated, {speed:,.0f} samples/s "
                    f"({speed / rate:.1f}x real time)")
@@ -234,47 +183,29 @@ def generate(model_name, seconds, temperature, seed, upload, clip, primer_second
             yield wav_bytes(audio, rate), gr.skip(), gr.skip(), sentence(notes) + message
     full = np.concatenate(parts)
     primer_len = 0 if primer is None else len(primer)
-    title = f"{model_name}{', ' + pitch_label(note) if cls is not None else ''}, temperature " \
-            f"{temperature:g}, seed {seed}"
-    image = figure(full, rate, primer_len, title)
+    image = figure(full, rate, primer_len, f"{model_name}, temperature {temperature:g}, seed {seed}")
     path = Path(tempfile.mkdtemp(prefix="wavenet-")) / f"wavenet_seed{seed}_t{temperature:g}.wav"
     path.write_bytes(wav_bytes(full, rate))
     speed = done / max(busy, 1e-9)
     message = (f"Done: {done / rate:.1f} s of audio written in {busy:.1f} s, {speed:,.0f} samples/s = "
                f"**{speed / rate:.1f}x real time**"
-               f"{'; primer shaded green in the plot' if primer_len else ''}."
-               f"{played(full[primer_len:], rate, note) if cls is not None else ''}")
+               f"{'; primer shaded green in the plot' if primer_len else ''}.")
     final_audio = gr.skip() if STREAMING else (rate, to_int16(full))
     yield final_audio, image, str(path), sentence(notes) + message
 
 
-def played(audio: np.ndarray, rate: int, note: str) -> str:
-    """What the note model played, measured: ' You asked for C4; it played C4 (+12 cents).'"""
-    got = estimate_pitch(audio, rate)
-    asked = note_name(int(note.split()[-1]))
-    if got is None:
-        return f" You asked for {asked}; it stayed silent (try another seed, or temperature 1)."
-    midi = int(round(got))
-    cents = round(100 * (got - midi))
-    return (f" You asked for {asked}; it played **{note_name(midi)}** ({cents:+d} cents, "
-            f"measured from the harmonics).")
-
-
-def compare(model_name, seed, upload, clip, primer_seconds, note, progress=gr.Progress()):
+def compare(model_name, seed, upload, clip, primer_seconds, progress=gr.Progress()):
     """The same seed (and primer) at five temperatures: one spectrogram each, and the five
     clips one after another with a short pause."""
     _, _, seed, primer_seconds = check(1, 1, seed, primer_seconds)
-    model = model_for(model_name).get(progress)
-    c = model.config
-    cls = class_of(model, note)
-    primer, notes = load_primer(upload, clip, primer_seconds, c.sample_rate)
-    rate, n = c.sample_rate, int(COMPARE_SECONDS * c.sample_rate)
-    fast = FastWaveNet(model, cls)
+    wavenet = model_for(model_name).get(progress)
+    rate = wavenet.config.sample_rate
+    primer, notes = load_primer(upload, clip, primer_seconds, rate)
+    n = int(COMPARE_SECONDS * rate)
     rows, clips = [], []
     for i, temperature in enumerate(COMPARE_TEMPERATURES):
         progress(i / len(COMPARE_TEMPERATURES), desc=f"temperature {temperature:g}")
-        audio = mu_law_decode(fast.generate(n, temperature, primer=primer,
-                                            generator=generator(seed)))
+        audio = wavenet(n, temperature, primer=primer, generator=generator(seed))
         level = float(np.sqrt((audio ** 2).mean()))
         rows.append((audio, f"temperature {temperature:g}{' (greedy)' if temperature == 0 else ''}"
                             f": RMS {level:.3f}"))
@@ -285,88 +216,77 @@ def compare(model_name, seed, upload, clip, primer_seconds, note, progress=gr.Pr
     message = (f"Done: {len(COMPARE_TEMPERATURES)} temperatures, "
                f"{', '.join(f'{t:g}' for t in COMPARE_TEMPERATURES)}, played one after another. "
                "Low temperatures fall into silence or a steady tone; high ones turn to hiss.")
-    return (rate, to_int16(joined)), image, \
-        sentence(notes) + message
+    return (rate, to_int16(joined)), image, sentence(notes) + message
 
 
 def model_changed(model_name):
-    conditioned = model_name == "Piano note (pick the pitch)"
-    return gr.update(visible=conditioned), receptive_field_html(CHECKPOINTS.get(model_name))
+    return receptive_field_html(CHECKPOINTS.get(model_name))
 
 
-def build() -> None:
-    with gr.Tab("WaveNet audio", id="wavenet", elem_id="wavenet-panel"):
-        gr.Markdown("### WaveNet audio\nRaw audio written sample by sample by WaveNets the studio "
-                    "trained on real speech and piano. Pick a model, press **Generate**, and "
-                    "listen while it is written (faster than it plays).")
-        if not MODEL_NAMES:
-            gr.Markdown("No WaveNet checkpoints found under `weights/`.")
-            return
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=300):
-                model = gr.Dropdown(MODEL_NAMES, value=DEFAULT_MODEL, label="Model",
-                                    info="what it learned from")
-                note = gr.Dropdown(NOTE_CHOICES, value=NOTES[39] if len(NOTES) > 39 else None,
-                                   label="Note", visible=False,
-                                   info="the pitch the note model is asked to play")
-                seconds = gr.Slider(0.5, 20, value=4, step=0.5, label="Duration (seconds)")
-                temperature = gr.Slider(0, 1.5, value=1.0, step=0.05, label="Temperature",
-                                        info="1 = the model as trained; low: stuck tones and "
-                                             "silence; high: hiss")
-                seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
-                with gr.Accordion("Primer (optional): WaveNet continues a recording", open=False):
-                    upload = gr.Audio(sources=["upload", "microphone"], type="filepath",
-                                      label="Upload or record", elem_id="wavenet-primer")
-                    clip = gr.Dropdown(list(CLIPS), value=None, label="or a real held-out clip",
-                                       visible=bool(CLIPS))
-                    primer_seconds = gr.Slider(0.25, MAX_PRIMER, value=1.5, step=0.25,
-                                               label="Primer length (seconds, the tail is used)")
-                middle_c = "MIDI 60" if "MIDI 60" in NOTES else None
-                gr.Examples([[m, t, s, n or middle_c] for m, t, s, n in (
-                    ("Speech (LJSpeech, one speaker)", 1.0, 0, None),
-                    ("Speech (LJSpeech, one speaker)", 0.6, 0, None),
-                    ("Speech (LJSpeech, one speaker)", 1.3, 0, None),
-                    ("Piano pieces", 1.0, 1, None),
-                    ("Piano pieces", 0.7, 1, None),
-                    ("Piano note (pick the pitch)", 1.0, 0, "MIDI 48"),
-                    ("Piano note (pick the pitch)", 1.0, 0, "MIDI 72")) if m in MODEL_NAMES],
-                    inputs=[model, temperature, seed, note], label="Examples")
-            with gr.Column(scale=2, min_width=300):
-                with gr.Row():
-                    run = gr.Button("Generate", variant="primary", elem_id="wavenet-run")
-                    stop = gr.Button("Stop", variant="stop")
-                    run_compare = gr.Button("Compare temperatures", elem_id="wavenet-compare")
-                status = gr.Markdown("", elem_id="wavenet-status")
-                with gr.Tabs() as views:
-                    with gr.Tab("Generated audio", id="wavenet-out"):
-                        audio = gr.Audio(label="WaveNet", streaming=STREAMING, autoplay=True,
-                                         interactive=False, elem_id="wavenet-audio")
-                        plot = gr.Image(label="waveform and spectrogram", format="png",
-                                        show_label=False, interactive=False,
-                                        buttons=["download", "fullscreen"], elem_id="wavenet-plot")
-                        wav = gr.File(label="WAV (16 kHz, 16-bit)", interactive=False,
-                                      elem_id="wavenet-wav")
-                    with gr.Tab("Compare temperatures", id="wavenet-compare-tab"):
-                        cmp_audio = gr.Audio(label="temperatures 0, 0.5, 0.8, 1, 1.3 in turn",
-                                             interactive=False, elem_id="wavenet-compare-audio")
-                        cmp_plot = gr.Image(label="one spectrogram per temperature", format="png",
-                                            interactive=False, buttons=["download", "fullscreen"],
-                                            elem_id="wavenet-compare-plot")
-                rf = gr.HTML(receptive_field_html(CHECKPOINTS.get(DEFAULT_MODEL)),
-                             elem_id="wavenet-rf")
-                gr.Markdown(EXPLAIN)
-        model.change(model_changed, model, [note, rf], api_name="wavenet_model_changed",
-                     queue=False)
-        event = run.click(generate, [model, seconds, temperature, seed, upload, clip,
-                                     primer_seconds, note], [audio, plot, wav, status],
-                          api_name="wavenet_generate", concurrency_id="wavenet",
-                          concurrency_limit=2)
-        cmp_event = run_compare.click(
-            compare, [model, seed, upload, clip, primer_seconds, note],
-            [cmp_audio, cmp_plot, status], api_name="wavenet_compare", concurrency_id="wavenet",
-            concurrency_limit=2)
-        for button, view in ((run, "wavenet-out"), (run_compare, "wavenet-compare-tab")):
-            button.click(lambda view=view: gr.Tabs(selected=view), None, views, queue=False,
-                         api_visibility="private")
-        stop.click(lambda: "Stopped.", None, status, cancels=[event, cmp_event],
-                   api_name="wavenet_stop", queue=False)
+def build(ctx: TabContext) -> None:
+    gr.Markdown("### WaveNet audio\nRaw audio written sample by sample by WaveNets the studio "
+                "trained on real speech and piano. Pick a model, press **Generate**, and "
+                "listen while it is written (faster than it plays).")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            model = gr.Dropdown(MODEL_NAMES, value=DEFAULT_MODEL, label="Model",
+                                info="what it learned from")
+            seconds = gr.Slider(0.5, 20, value=4, step=0.5, label="Duration (seconds)")
+            temperature = gr.Slider(0, 1.5, value=1.0, step=0.05, label="Temperature",
+                                    info="1 = the model as trained; low: stuck tones and "
+                                         "silence; high: hiss")
+            seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
+            with gr.Accordion("Primer (optional): WaveNet continues a recording", open=False):
+                upload = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                                  label="Upload or record", elem_id="wavenet-primer")
+                clip = gr.Dropdown(list(CLIPS), value=None, label="or a real held-out clip",
+                                   info="LJSpeech sentences the model never trained on",
+                                   visible=bool(CLIPS))
+                primer_seconds = gr.Slider(0.25, MAX_PRIMER, value=1.5, step=0.25,
+                                           label="Primer length (seconds, the tail is used)")
+            gr.Examples([[m, t, s] for m, t, s in (
+                ("Speech (LJSpeech, one speaker)", 1.0, 0),
+                ("Speech (LJSpeech, one speaker)", 0.6, 0),
+                ("Speech (LJSpeech, one speaker)", 1.3, 0),
+                ("Piano pieces", 1.0, 1),
+                ("Piano pieces", 0.7, 1)) if m in MODEL_NAMES],
+                inputs=[model, temperature, seed], label="Examples")
+        with gr.Column(scale=2, min_width=300):
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="wavenet-run")
+                stop = gr.Button("Stop", variant="stop")
+                run_compare = gr.Button("Compare temperatures", elem_id="wavenet-compare")
+            status = gr.Markdown("", elem_id="wavenet-status")
+            with gr.Tabs() as views:
+                with gr.Tab("Generated audio", id="wavenet-out"):
+                    audio = gr.Audio(label="WaveNet", streaming=STREAMING, autoplay=True,
+                                     interactive=False, elem_id="wavenet-audio")
+                    plot = gr.Image(label="waveform and spectrogram", format="png",
+                                    show_label=False, interactive=False,
+                                    buttons=["download", "fullscreen"], elem_id="wavenet-plot")
+                    wav = gr.File(label="WAV (16 kHz, 16-bit)", interactive=False,
+                                  elem_id="wavenet-wav")
+                with gr.Tab("Compare temperatures", id="wavenet-compare-tab"):
+                    cmp_audio = gr.Audio(label="temperatures 0, 0.5, 0.8, 1, 1.3 in turn",
+                                         interactive=False, elem_id="wavenet-compare-audio")
+                    cmp_plot = gr.Image(label="one spectrogram per temperature", format="png",
+                                        interactive=False, buttons=["download", "fullscreen"],
+                                        elem_id="wavenet-compare-plot")
+            rf = gr.HTML(receptive_field_html(CHECKPOINTS.get(DEFAULT_MODEL)),
+                         elem_id="wavenet-rf")
+            gr.Markdown(EXPLAIN)
+    model.change(model_changed, model, rf, api_name="wavenet_model_changed",
+                 queue=False)
+    event = run.click(generate, [model, seconds, temperature, seed, upload, clip,
+                                 primer_seconds], [audio, plot, wav, status],
+                      api_name="wavenet_generate", concurrency_id="wavenet",
+                      concurrency_limit=2)
+    cmp_event = run_compare.click(
+        compare, [model, seed, upload, clip, primer_seconds],
+        [cmp_audio, cmp_plot, status], api_name="wavenet_compare", concurrency_id="wavenet",
+        concurrency_limit=2)
+    for button, view in ((run, "wavenet-out"), (run_compare, "wavenet-compare-tab")):
+        button.click(lambda view=view: gr.Tabs(selected=view), None, views, queue=False,
+                     api_visibility="private")
+    stop.click(lambda: "Stopped.", None, status, cancels=[event, cmp_event],
+               api_name="wavenet_stop", queue=False)

@@ -1,14 +1,18 @@
-"""DeepDream on a real photo: the objective rises, octaves, tiling, seeds, bad settings."""
+"""DeepDream on a real photo: the objective rises, octaves, tiling, seeds, bad settings; the tab
+through gradio_client."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
 
 from models.deepdream import (DeepDreamPipeline, DreamSettings, max_octaves, octave_sizes,
                               tile_bounds, to_tensor)
-from tests.conftest import skimage_photo
+from tests.conftest import skimage_path, skimage_photo
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +155,73 @@ def test_zoom_animation_frames(pipe, cat):
     assert zoomed[..., 0].mean() > ramp[..., 0].mean() + 0.2  # left edge now shows the middle
     with pytest.raises(ValueError):
         next(zoom_stream(pipe, cat, s, 0, 1.2))
+
+
+# ------------------------------------------------------------------ the tab, through gradio_client
+SMALL = dict(layers=["mixed3"], weights_text="", octaves=2, octave_scale=1.4, steps=2,
+             step_size=20, max_loss=15, jitter=16, tile_size=512, channel=-1, working_size=200,
+             seed=3)
+
+
+def test_deepdream_end_to_end(client):
+    image, status = client.predict(handle_file(skimage_path("chelsea.png")), **SMALL,
+                                   api_name="/deepdream")
+    assert "Done" in status and "octave 2/2" in status and "resized from 451x300" in status
+    out = Image.open(image)
+    assert out.format == "PNG" and out.size == (200, 133)
+    again, _ = client.predict(handle_file(skimage_path("chelsea.png")), **SMALL, api_name="/deepdream")
+    assert list(Image.open(again).getdata()) == list(out.getdata())  # same seed, same dream
+
+
+def test_deepdream_zoom_animation(client):
+    args = {k: v for k, v in SMALL.items() if k not in ("octaves", "steps")}
+    frame, status, gif = client.predict(handle_file(skimage_path("chelsea.png")), **args, frames=3,
+                                        zoom=1.1, steps_per_frame=2, api_name="/deepdream_zoom")
+    assert "Done: frame 3/3" in status
+    animation = Image.open(gif)
+    assert animation.format == "GIF" and animation.n_frames == 3
+    assert Image.open(frame).size == animation.size == (200, 133)
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict(handle_file(skimage_path("chelsea.png")), **args, frames=500, zoom=1.1,
+                       steps_per_frame=2, api_name="/deepdream_zoom")
+
+
+def test_preset_and_stop_endpoints(client):
+    layers, weights = client.predict("Swirls", api_name="/deepdream_preset")
+    assert layers == ["mixed2", "mixed3"] and "mixed3: 2" in weights
+    assert "Stopped" in client.predict(api_name="/deepdream_stop")
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(layers=[]), "at least one layer"),
+    (dict(layers=["mixed3"], weights_text="mixed3: 0"), "weight 0"),
+    (dict(weights_text="mixed3 = lots"), "Could not read the layer weight"),
+    # sliders are range-checked by Gradio itself before the handler runs
+    (dict(octaves=0), "less than minimum value 1"),
+    (dict(octaves=1e9), "greater than maximum value 8"),
+    (dict(steps=-5), "less than minimum"),
+    (dict(octave_scale=100), "greater than maximum"),
+    (dict(working_size=10**6), "greater than maximum"),
+    (dict(seed=-1), "less than minimum value 0"),
+    (dict(channel=5000), "greater than maximum value 2047"),
+    (dict(layers=["mixed3", "mixed4"], channel=3), "exactly one"),
+])
+def test_bad_settings_get_clear_errors(client, change, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(skimage_path("chelsea.png")), **{**SMALL, **change},
+                       api_name="/deepdream")
+
+
+def test_bad_images_get_clear_errors_and_the_server_keeps_serving(client, tmp_path):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 64)
+    with pytest.raises(AppError, match="Could not read the upload"):
+        client.predict(handle_file(str(junk)), **SMALL, api_name="/deepdream")
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (40, 40), "red").save(tiny)
+    with pytest.raises(AppError, match="at least 80 px"):
+        client.predict(handle_file(str(tiny)), **SMALL, api_name="/deepdream")
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.open(skimage_path("coffee.png")).convert("CMYK").save(cmyk)
+    _, status = client.predict(handle_file(str(cmyk)), **SMALL, api_name="/deepdream")
+    assert "CMYK image converted to RGB" in status and "Done" in status

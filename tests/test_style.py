@@ -1,15 +1,18 @@
-"""Style transfer: the losses by hand, colour preservation, the optimisation on real images."""
+"""Style transfer: the losses by hand, colour preservation, the optimisation on real images; the
+tab through gradio_client."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
 from PIL import Image
 
 from models.style import (StylePipeline, StyleSettings, blend_stats, color_stats, gram,
                           match_colors, recolor, rgb_to_yiq, schedule, to_tensor, tv_loss,
                           yiq_to_rgb)
-from tests.conftest import skimage_photo
+from tests.conftest import skimage_path, skimage_photo
 
 
 def test_gram_by_hand():
@@ -229,3 +232,49 @@ def test_bad_settings_are_refused(pipe, bad):
 def test_no_style_is_refused(pipe):
     with pytest.raises(ValueError, match="style image"):
         next(pipe.stream(small("rocket", 64), [], StyleSettings()))
+
+
+# ------------------------------------------------------------------ the tab, through gradio_client
+STYLE = dict(weight_a=1, style_b=None, weight_b=1, style_c=None, weight_c=1, size=128,
+             strength=5, iterations=6, optimizer="L-BFGS (fast convergence)", init="content image",
+             colours="off", coarse=True, content_weight=1, style_weight=0, tv_weight=1,
+             content_layer="relu4_2", style_scale=1, seed=0)
+
+
+def test_style_transfer_end_to_end(client):
+    image, status, plot = client.predict(handle_file(skimage_path("chelsea.png")),
+                                         handle_file(skimage_path("coffee.png")), **STYLE,
+                                         api_name="/style_transfer")
+    out = Image.open(image)
+    assert out.format == "PNG" and out.size == (128, 85)
+    assert "Done" in status and "stage 1/1" in status and "resized" not in status
+    assert plot is not None
+    assert "Stopped" in client.predict(api_name="/style_stop")
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(weight_a=0), "all zero"),
+    (dict(size=4096), "greater than maximum"),
+    (dict(style_weight=-5), "less than minimum"),
+    (dict(colours="sepia"), "sepia|Unknown choice"),
+    (dict(content_layer="relu9_9"), "relu9_9|Content layer"),
+])
+def test_style_bad_settings(client, change, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(skimage_path("chelsea.png")), handle_file(skimage_path("coffee.png")),
+                       **{**STYLE, **change}, api_name="/style_transfer")
+
+
+def test_style_needs_a_style_image_and_reads_odd_modes(client, tmp_path):
+    with pytest.raises(AppError, match="at least one style image"):
+        client.predict(handle_file(skimage_path("chelsea.png")), None, **STYLE,
+                       api_name="/style_transfer")
+    grey16 = tmp_path / "grey16.png"
+    import numpy as np
+
+    Image.fromarray((np.asarray(Image.open(skimage_path("coffee.png")).convert("L"), np.uint16) * 257)).save(grey16)
+    palette = tmp_path / "palette.png"
+    Image.open(skimage_path("chelsea.png")).convert("P").save(palette)
+    _, status, _ = client.predict(handle_file(str(palette)), handle_file(str(grey16)),
+                                  **STYLE, api_name="/style_transfer")
+    assert "scaled to 8 bits" in status and "Done" in status

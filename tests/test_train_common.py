@@ -110,7 +110,7 @@ def test_the_weight_average_resumes_from_either_format():
 # ------------------------------------------------------------------ devices
 TRAINERS = {  # a tiny run of each trainer that has a --device flag
     "vae": ["--dataset", "mnist", "--tiny", "--epochs", "{epochs}"],
-    "dcgan": ["--tiny", "--epochs", "{epochs}"],
+    "faces": ["dcgan", "--tiny", "--epochs", "{epochs}"],
     "wavenet": ["--data", "speech", "--tiny", "--steps", "{steps}"],
     "charlm": ["--corpus", "shakespeare", "--tiny", "--steps", "{steps}"],
 }

@@ -7,12 +7,17 @@ import math
 import numpy as np
 import pytest
 import torch
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
 from scipy.stats import norm
 
 from models.hub import from_pretrained
 from models.vae import (ConvVAE, VAEConfig, grid_points, kl_divergence,
-                        line_points, negative_elbo, reparameterize, tile_grid, to_mnist_style)
+                        line_points, negative_elbo, reparameterize, to_mnist_style)
 from train.data import load_digits
+
+CDF = "inverse normal CDF (chapter)"
 
 
 def test_reparameterisation_uses_the_generator_and_is_differentiable():
@@ -51,10 +56,15 @@ def test_inverse_cdf_spacing():
 
 
 def test_mosaic_and_line():
+    from models.images import grid
+
     images = np.arange(4 * 28 * 28, dtype=np.uint8).reshape(4, 28, 28)
-    mosaic = tile_grid(images, 2, 56)
+    mosaic = grid(images, 2, cell=56)
     assert mosaic.shape == (112, 112)
     assert (mosaic[56:, 56:][::2, ::2] == images[3]).all()
+    assert (mosaic[56:, 56:][1::2, 1::2] == images[3]).all()      # whole pixels repeated
+    gapped = grid(np.stack([images[0]] * 3), 2, gap=4, fill=7)       # 2 to a row, a gap between
+    assert gapped.shape == (60, 60) and (gapped[28:32] == 7).all() and (gapped[32:, 32:] == 7).all()
     np.testing.assert_allclose(line_points((0, 0), (1, 2), 3), [[0, 0], [0.5, 1], [1, 2]])
 
 
@@ -106,6 +116,30 @@ def test_tiny_training_run_resumes(tmp_path):
     assert log[1]["steps"] == 2 * log[0]["steps"]
     model = from_pretrained(ConvVAE, out)
     assert model.config.channels == (8, 16)
+    # the map the tab draws is exported with the weights
+    from safetensors.numpy import load_file
+
+    latents = load_file(str(out / "test_latents.safetensors"))
+    assert latents["z"].shape == (10000, 2) and latents["labels"].shape == (10000,)
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["device"] == "cpu" and training["hardware"] and training["hours"] > 0
+    assert training["command"].startswith("python -m train.vae --dataset mnist --tiny")
+
+
+def test_measure_writes_what_the_card_needs(tmp_path):
+    from train import vae as train_vae
+    from train.card import render
+
+    out = tmp_path / "ckpt"
+    train_vae.main(["--dataset", "fashion", "--tiny", "--epochs", "1", "--out", str(out),
+                    "--run-dir", str(tmp_path / "run")])
+    metrics = train_vae.measure(out)
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert metrics["test_images"] == 10000 and metrics["anchor_mse"] == 0.021
+    assert 0 < metrics["mse"] < 0.2 and 0.03 < metrics["pca_mse"] < 0.06
+    assert (out / "sample_grid.png").is_file() and (out / "latent_map.png").is_file()
+    card = render(out)
+    assert "Fashion-MNIST" in card and f"{metrics['mse']:.4f}" in card
 
 
 def test_augmentation_warps_only_the_share_asked_and_keeps_digits_centred():
@@ -250,7 +284,7 @@ def test_shipped_models_on_real_test_images(dataset):
 
 def test_a_sketch_is_encoded_like_a_drawing_on_paper():
     """The tab's sketchpad gives RGBA strokes on a transparent canvas."""
-    from tabs.latent import encode
+    from tabs.vae import encode
 
     canvas = np.zeros((280, 280, 4), np.uint8)
     canvas[60:220, 130:150] = (0, 0, 0, 255)  # a black "1" on transparent
@@ -261,3 +295,63 @@ def test_a_sketch_is_encoded_like_a_drawing_on_paper():
 
     with pytest.raises(gr.Error, match="Draw something"):
         encode("MNIST digits", blank, None, {}, progress=None)
+
+
+# ------------------------------------------------------------------ the tab, through gradio_client
+def test_latent_grid_end_to_end(client):
+    grid, latent_map, caption = client.predict("MNIST digits", 30, 0.5, -0.5, 2.0, CDF,
+                                               api_name="/latent_grid")
+    g = Image.open(grid)
+    assert g.format == "PNG" and g.size == (840, 840) and g.mode == "L"
+    assert "30x30 grid" in caption and "-0.50..+1.50" in caption
+    assert Image.open(latent_map).size[0] >= 500
+    fashion, _, _ = client.predict("Fashion-MNIST", 4, 0, 0, 3.3, "linear", api_name="/latent_grid")
+    assert Image.open(fashion).size == (560, 560)
+
+
+def test_latent_decode_encode_interpolate(client, tmp_path):
+    cell = Image.open(client.predict("MNIST digits", 0.3, -1.2, api_name="/latent_decode"))
+    assert cell.size == (280, 280)
+    strip = Image.open(client.predict("Fashion-MNIST", -1, -1, 1, 1, 7, api_name="/latent_interpolate"))
+    assert strip.size == (7 * 84, 84)
+    seven = Image.new("L", (200, 200), 255)  # dark ink on white paper, as people draw
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(seven).line([(40, 40), (160, 40), (90, 170)], fill=0, width=14)
+    seven.save(tmp_path / "seven.png")
+    pair, text = client.predict("MNIST digits", None, handle_file(str(tmp_path / "seven.png")),
+                                api_name="/latent_encode")
+    assert "z = (" in text and "inverted" in text
+    assert Image.open(pair).size == (6 * 28 * 2 + 8, 168)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("MNIST digits", 31, 0, 0, 3.3, CDF), "greater than maximum"),
+    (("MNIST digits", 10, 0, 0, 0, CDF), "less than minimum"),
+    (("MNIST digits", 10, 0, 0, -2, CDF), "less than minimum"),
+    (("MNIST digits", 10, 1e9, 0, 2, CDF), "greater than maximum value 10"),
+    (("MNIST digits", 10, 0, 0, 2, "spiral"), "spiral"),
+    (("Klingon", 10, 0, 0, 2, CDF), "Klingon"),
+])
+def test_latent_grid_bad_input(client, args, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name="/latent_grid")
+
+
+def test_latent_bad_uploads_and_points(client, tmp_path):
+    with pytest.raises(AppError, match="Draw something"):
+        client.predict("MNIST digits", None, None, api_name="/latent_encode")
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 64)
+    with pytest.raises(AppError, match="Could not read the upload"):
+        client.predict("MNIST digits", None, handle_file(str(junk)), api_name="/latent_encode")
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (64, 64), "white").save(blank)
+    with pytest.raises(AppError, match="empty"):
+        client.predict("MNIST digits", None, handle_file(str(blank)), api_name="/latent_encode")
+    with pytest.raises(AppError, match="greater than maximum value 10"):
+        client.predict("MNIST digits", 50, 0, api_name="/latent_decode")
+    with pytest.raises(AppError, match="Steps must be between|less than minimum"):
+        client.predict("MNIST digits", 0, 0, 1, 1, 1, api_name="/latent_interpolate")
+    # and the server still answers
+    assert Image.open(client.predict("MNIST digits", 0, 0, api_name="/latent_decode")).size == (280, 280)

@@ -1,5 +1,6 @@
-"""WaveNet: mu-law, causality, receptive field, the three generation paths, training, audio I/O,
-the shipped checkpoints."""
+"""WaveNet: mu-law, causality, receptive field, the three generation paths, the pipeline,
+training, measuring, audio I/O, the shipped checkpoints and examples; the tab through
+gradio_client."""
 from __future__ import annotations
 
 import json
@@ -8,22 +9,34 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
 
 from models.audio import AudioError, normalise, read_audio, spectrogram, wav_bytes
-from models.fastwavenet import FastWaveNet
-from models.hub import WEIGHTS_DIR, from_pretrained
-from models.wavenet import (SILENCE, IncrementalState, WaveNet, WaveNetConfig, generate_incremental,
-                            generate_naive, mu_law_decode, mu_law_encode, receptive_field,
-                            teacher_forced_logits)
+from models.hub import REPO_ROOT, WEIGHTS_DIR, from_pretrained
+from models.wavenet import (SILENCE, FastWaveNet, IncrementalState, WaveNet, WaveNetConfig,
+                            WaveNetPipeline, generate_incremental, generate_naive, mu_law_decode,
+                            mu_law_encode, receptive_field, teacher_forced_logits)
+from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
 
-SHIPPED = [name for name in ("wavenet-speech", "wavenet-piano", "wavenet-notes")
+SHIPPED = [name for name in ("wavenet-speech", "wavenet-piano")
            if (WEIGHTS_DIR / name / "README.md").is_file()]
 
 
-def tiny(classes: int = 0, seed: int = 0, cycle: int = 4, stacks: int = 2) -> WaveNet:
+def speech_data() -> bool:
+    from train.data import data_root
+
+    return (data_root() / "audio" / "ljspeech_16k").is_dir()
+
+
+needs_speech_data = pytest.mark.skipif(not speech_data(), reason="the project's audio data is not here")
+
+
+def tiny(seed: int = 0, cycle: int = 4, stacks: int = 2) -> WaveNet:
     torch.manual_seed(seed)
     model = WaveNet(WaveNetConfig(residual_channels=8, gate_channels=8, skip_channels=16,
-                                  head_channels=16, cycle=cycle, stacks=stacks, classes=classes))
+                                  head_channels=16, cycle=cycle, stacks=stacks))
     with torch.no_grad():   # larger weights than the init, so every layer matters
         for p in model.parameters():
             p.mul_(2.0)
@@ -93,25 +106,14 @@ def test_each_output_sees_exactly_its_receptive_field():
             assert bool(changed) == expect_change, (back, rf)
 
 
-def test_conditioning_changes_the_output():
-    model = tiny(classes=5)
-    x = torch.from_numpy(codes_of(64))[None]
-    with torch.no_grad():
-        a, b = model(x, torch.tensor([1])), model(x, torch.tensor([3]))
-    assert (a - b).abs().max() > 1e-3
-    with pytest.raises(ValueError):
-        model(x)
-
-
 # ------------------------------------------------------------------ the generation paths
-@pytest.mark.parametrize("classes,cls", [(0, None), (5, 2)])
-def test_fast_and_eager_buffers_compute_the_plain_forward(classes, cls):
-    model = tiny(classes)
+def test_fast_and_eager_buffers_compute_the_plain_forward():
+    model = tiny()
     codes = codes_of(300)
-    plain = teacher_forced_logits(model, codes, cls)
-    fast = FastWaveNet(model, cls).feed(codes, record=True)
+    plain = teacher_forced_logits(model, codes)
+    fast = FastWaveNet(model).feed(codes, record=True)
     np.testing.assert_allclose(fast, plain, atol=2e-5, rtol=1e-5)
-    state = IncrementalState(model, cls)
+    state = IncrementalState(model)
     eager = np.stack([state.step(int(c)).numpy() for c in codes])
     np.testing.assert_allclose(eager, plain, atol=2e-5, rtol=1e-5)
 
@@ -123,7 +125,7 @@ def test_fast_path_with_channel_counts_that_are_not_multiples_of_four():
     model = WaveNet(WaveNetConfig(residual_channels=6, gate_channels=5, skip_channels=7,
                                   head_channels=9, cycle=3, stacks=2)).eval()
     codes = codes_of(200, seed=1)
-    plain = teacher_forced_logits(model, codes, None)
+    plain = teacher_forced_logits(model, codes)
     np.testing.assert_allclose(FastWaveNet(model).feed(codes, record=True), plain,
                                atol=2e-5, rtol=1e-5)
 
@@ -193,14 +195,31 @@ def test_temperature_zero_is_greedy_and_high_temperature_spreads():
     assert len(np.unique(hot)) > len(np.unique(cold))
 
 
+def test_the_pipeline_speaks_audio_and_continues_a_primer():
+    """The tab's pipeline: float audio in and out, the same samples streamed or at once, a seed
+    reproduces them, and a primer is what the fast loop continues (heard through mu-law)."""
+    wavenet = WaveNetPipeline(tiny())
+    primer = (0.3 * np.sin(np.arange(500) / 5)).astype(np.float32)
+    whole = wavenet(2500, 1.0, primer=primer, generator=torch.Generator().manual_seed(2))
+    parts = list(wavenet.stream(2500, 1.0, primer=primer, generator=torch.Generator().manual_seed(2),
+                                chunk=1000))
+    assert whole.dtype == np.float32 and len(whole) == 2500 and np.abs(whole).max() <= 1
+    assert [len(p) for p in parts] == [1000, 1000, 500] and np.array_equal(np.concatenate(parts), whole)
+    codes = FastWaveNet(wavenet.model).generate(2500, 1.0, primer=mu_law_encode(primer),
+                                                generator=torch.Generator().manual_seed(2))
+    assert np.array_equal(mu_law_decode(codes), whole)
+    heard = wavenet.heard(primer)
+    assert np.abs(heard - primer).max() < 0.02 and np.array_equal(mu_law_encode(heard), mu_law_encode(primer))
+    seen = []
+    wavenet(300, 1.0, generator=torch.Generator().manual_seed(2), callback=seen.append)
+    assert seen == [300]
+
+
 # ------------------------------------------------------------------ training
+@needs_speech_data
 def test_tiny_training_run_writes_a_loadable_checkpoint_and_resumes(tmp_path):
-    pytest.importorskip("soundfile")
-    from train.data import data_root
     from train.wavenet import main
 
-    if not (data_root() / "audio" / "ljspeech_16k").is_dir():
-        pytest.skip("the project's audio data is not here")
     out, run = tmp_path / "wn", tmp_path / "run"
     main(["--data", "speech", "--tiny", "--steps", "20", "--out", str(out), "--run-dir", str(run)])
     model = from_pretrained(WaveNet, out)
@@ -211,60 +230,46 @@ def test_tiny_training_run_writes_a_loadable_checkpoint_and_resumes(tmp_path):
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [10, 20, 30]                   # resumed, not restarted
     assert model.config.receptive_field == 2 + 15
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert [r["step"] for r in training["curve"]] == [10, 20, 30]      # the card's learning curve
+    assert training["hardware"] and training["hours"] > 0
 
 
-def test_notes_get_a_lead_in_of_silence_and_onset_windows_score_the_attack():
-    """Generation starts from a receptive field of silence, so the note model must be trained
-    to strike a note out of silence: every note gets rf + ONSET_LEAD silent codes in front and
-    fades in over ONSET_FADE samples (the recordings start mid-wave), and onset windows put the
-    attack inside the scored part with only silence as context."""
-    from train.data import AudioSet
-    from train.wavenet import ONSET_FADE, ONSET_LEAD, batch_of, with_lead_in
+@needs_speech_data
+def test_measure_writes_what_the_card_needs(tmp_path):
+    from train.card import render
+    from train.wavenet import main, measure
 
-    rf, window = 17, 300                          # the trainer scores 8,000 (tiny: 1,000)
-    audio = np.concatenate([np.full(100, 0.3), 0.5 * np.sin(np.arange(2900) / 3.0)])
-    note = mu_law_encode(audio).astype(np.uint8)  # starts loud at once, as the recordings do
-    data = with_lead_in(AudioSet("notes", "", [note, note], [note], [3, 5], [3], 16000), rf)
-    clip = data.train[0]
-    assert all(len(c) == rf + ONSET_LEAD + 3000 for c in data.train + data.val)
-    assert (clip[:rf + ONSET_LEAD] == SILENCE).all()
-    head = np.abs(mu_law_decode(clip[rf + ONSET_LEAD:][:ONSET_FADE].astype(np.int64)))
-    assert head[0] < 0.003 and (np.diff(head) >= 0).all() and head[-1] > 0.28     # a ramp
-    assert (clip[rf + ONSET_LEAD + ONSET_FADE:] == note[ONSET_FADE:]).all()        # then as is
-    x, cls = batch_of(data.train, data.train_classes, rf + window, 64,
-                      np.random.default_rng(0), onset_share=1.0)
-    assert set(cls.tolist()) <= {3, 5}
-    loud = note[0]
-    for row in x.numpy():
-        assert (row[:rf] == SILENCE).all()                    # context: silence only
-        assert (row[rf:] == loud).any()                       # the attack is scored
-    plain, _ = batch_of(data.train, data.train_classes, rf + window, 64, np.random.default_rng(0))
-    assert sum((row[:rf] == SILENCE).all() for row in plain.numpy()) < 16   # mostly inside notes
-    speech = AudioSet("speech", "", [note], [note], [], [], 16000)
-    assert (with_lead_in(speech, rf).train[0] == note).all()  # only notes are changed
+    out = tmp_path / "wn"
+    main(["--data", "speech", "--tiny", "--steps", "10", "--out", str(out), "--run-dir", str(tmp_path / "run")])
+    metrics = measure(out)
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert metrics["data"] == "speech" and metrics["heldout_clips"] == 18
+    assert metrics["val_bits"] < metrics["uniform_bits"] + 0.5 and metrics["real_time_factor"] > 0
+    assert 0.3 < metrics["voicing"]["real_voiced"] < 0.6           # real speech, through mu-law
+    assert [r["stem"] for r in metrics["examples"]] == ["t1_seed0", "t1_seed1", "t0.9_seed2", "t0.7_seed0"]
+    for r in metrics["examples"]:
+        audio, rate = sf.read(out / "samples" / f"{r['stem']}.flac")
+        assert rate == 16000 and len(audio) == 64000 and (out / "samples" / f"{r['stem']}.png").is_file()
+    card = render(out)
+    assert f"{metrics['val_bits']:.3f}" in card and "## Is it voiced?" in card
 
 
-def harmonic_tone(f0: float, amplitudes, seconds: float = 1.5, rate: int = 16000, seed: int = 0):
-    t = np.arange(int(seconds * rate)) / rate
-    tone = sum(a * np.sin(2 * np.pi * f0 * (h + 1) * t) for h, a in enumerate(amplitudes))
-    noise = 0.01 * np.random.default_rng(seed).standard_normal(len(t))
-    return (np.exp(-2 * t) * (tone + noise)).astype(np.float32)
+@needs_speech_data
+def test_the_shipped_example_clips_are_held_out_speech():
+    """The tab's primers (examples/speech) are real LJSpeech clips the models never trained on,
+    byte for byte, and their listing is what the exporter writes."""
+    from train.data import AUDIO_SETS, data_root, held_out
+    from train.wavenet import export_examples
 
-
-def test_estimate_pitch_on_tones_with_a_weak_fundamental_or_a_single_partial():
-    from models.audio import estimate_pitch, midi_to_hz
-
-    assert estimate_pitch(np.sin(2 * np.pi * 440 * np.arange(16000) / 16000), 16000) == \
-        pytest.approx(69, abs=0.05)
-    # a low A (MIDI 33) whose fundamental is nearly missing, as on a piano: not an octave up
-    bass = harmonic_tone(float(midi_to_hz(33)), [0.05, 0.5, 0.4, 0.3, 0.3, 0.2, 0.2, 0.1])
-    assert estimate_pitch(bass, 16000) == pytest.approx(33, abs=0.15)
-    # a top note (MIDI 105, 3.5 kHz): one partial below Nyquist, plus a low thump
-    t = np.arange(24000) / 16000
-    top = harmonic_tone(float(midi_to_hz(105)), [0.3]) + 0.05 * np.sin(2 * np.pi * 90 * t) * (t < .05)
-    assert estimate_pitch(top, 16000) == pytest.approx(105, abs=0.15)
-    assert estimate_pitch(np.zeros(16000), 16000) is None
-    assert estimate_pitch(1e-5 * bass, 16000) is None                  # below -60 dB: silent
+    folder = REPO_ROOT / "examples" / "speech"
+    listed = json.loads((folder / "clips.json").read_text())
+    source = data_root() / "audio" / AUDIO_SETS["speech"][0]
+    held = {p.name for p in held_out("speech", sorted(source.glob("*.flac")))}
+    assert len(listed) == 3 and all(c["file"] in held for c in listed)
+    for c in listed:
+        assert (folder / c["file"]).read_bytes() == (source / c["file"]).read_bytes()
+        assert sf.info(str(folder / c["file"])).duration == pytest.approx(c["seconds"], abs=0.01)
 
 
 def test_voiced_share_tells_a_vowel_from_hiss_and_skips_silence():
@@ -293,7 +298,7 @@ def test_frame_kinds_label_silence_hiss_and_voice_where_they_are():
 
 def test_bits_are_grouped_by_the_kind_of_frame_they_fall_in():
     from models.audio import SILENT, UNVOICED, VOICED
-    from train.wavenet_card import bits_by_kind
+    from train.wavenet import bits_by_kind
 
     kinds = np.array([VOICED, UNVOICED, VOICED, SILENT, UNVOICED])
     bits_at = np.repeat([9.0, 5.0, 2.0, 1.0, 4.0], 10)      # frames of 10 samples, hop 10
@@ -305,30 +310,10 @@ def test_bits_are_grouped_by_the_kind_of_frame_they_fall_in():
     assert bits_by_kind(bits_at[:45], kinds, 10, 10, 0)[UNVOICED] == [5.0]
 
 
-def test_the_cards_voicing_verdict_follows_its_numbers():
-    from train.wavenet_card import diagnosis_section
-
-    def card(voiced_bits, primed):
-        return diagnosis_section(dict(
-            teacher_forced=dict(silent=dict(frames=10, bits=2.0), unvoiced=dict(frames=50, bits=4.4),
-                                voiced=dict(frames=40, bits=voiced_bits)),
-            clips=10, primed_clips=6, primer_seconds=1.0, seconds=0.5, primed_voiced=primed,
-            primed_frames=200, real_next_voiced=0.45, real_next_frames=250))
-
-    lost = card(3.0, 0.06)
-    assert "| voiced | 40 | 3.00 |" in lost and "**6%**" in lost
-    assert "the first 0.5 s it writes after a real voice are mostly unvoiced" in lost
-    assert "keeps a real voice" in card(3.0, 0.4)
-    assert "does not yet predict voiced frames" in card(4.6, 0.06)
-
-
+@needs_speech_data
 def test_the_voicing_diagnosis_runs_on_real_held_out_speech():
-    pytest.importorskip("soundfile")
-    from train.data import data_root
-    from train.wavenet_card import voicing_diagnosis
+    from train.wavenet import voicing_diagnosis
 
-    if not (data_root() / "audio" / "ljspeech_16k").is_dir():
-        pytest.skip("the project's audio data is not here")
     d = voicing_diagnosis(tiny().eval(), clips=2, primed=2, seconds=0.1)
     tf = d["teacher_forced"]
     assert sum(v["frames"] for v in tf.values()) > 100
@@ -383,10 +368,9 @@ def test_shipped_fast_path_is_exactly_the_model(name):
     """Teacher-forced on 6,000 samples (three receptive fields): the compiled loop's next-sample
     distributions equal the plain convolutional forward's, sample by sample."""
     model = from_pretrained(WaveNet, name)
-    cls = model.config.class_names.index("MIDI 60") if model.config.classes else None
     codes = codes_of(6000, seed=3)
-    plain = torch.softmax(torch.from_numpy(teacher_forced_logits(model, codes, cls)), -1)
-    fast = torch.softmax(torch.from_numpy(FastWaveNet(model, cls).feed(codes, record=True)), -1)
+    plain = torch.softmax(torch.from_numpy(teacher_forced_logits(model, codes)), -1)
+    fast = torch.softmax(torch.from_numpy(FastWaveNet(model).feed(codes, record=True)), -1)
     total_variation = 0.5 * (plain - fast).abs().sum(-1)
     assert float(total_variation.max()) < 1e-4
 
@@ -397,10 +381,9 @@ def test_shipped_model_beats_its_baselines_and_makes_sound(name):
     metrics = json.loads((WEIGHTS_DIR / name / "metrics.json").read_text())
     assert metrics["val_bits"] < metrics["histogram_heldout_bits"] - 0.5 < 8
     model = from_pretrained(WaveNet, name)
-    cls = model.config.class_names.index("MIDI 60") if model.config.classes else None
     # 4 s from silence, as the card's examples: the piano model may wait a second or two before
     # it plays (its pieces have rests), but it must play
-    codes = FastWaveNet(model, cls).generate(64000, 1.0, generator=torch.Generator().manual_seed(0))
+    codes = FastWaveNet(model).generate(64000, 1.0, generator=torch.Generator().manual_seed(0))
     audio = mu_law_decode(codes)
     assert 0.003 < float(np.sqrt((audio ** 2).mean())) < 0.5        # neither silence nor clipping
 
@@ -414,7 +397,7 @@ def test_without_ffmpeg_the_tab_delivers_the_whole_clip_at_the_end(monkeypatch):
     from tabs import wavenet as tab
 
     name = next(n for n, folder in tab.CHECKPOINTS.items() if folder == SHIPPED[0])
-    args = (name, 1.5, 1.0, 5, None, None, 1.0, None)
+    args = (name, 1.5, 1.0, 5, None, None, 1.0)
     monkeypatch.setattr(tab, "STREAMING", False)
     outputs = list(tab.generate(*args))
     assert len(outputs) == 1
@@ -428,20 +411,8 @@ def test_without_ffmpeg_the_tab_delivers_the_whole_clip_at_the_end(monkeypatch):
     assert np.array_equal(sf.read(wav_path, dtype="int16")[0], pcm)
 
 
-def test_the_tab_says_which_note_was_played():
-    from tabs.wavenet import played
-
-    t = np.arange(24000) / 16000
-    a4 = harmonic_tone(440.0, [0.3, 0.2, 0.1])
-    assert played(a4, 16000, "MIDI 69") == (" You asked for A4; it played **A4** (+0 cents, "
-                                            "measured from the harmonics).")
-    sharp_c5 = 0.3 * np.sin(2 * np.pi * 523.25 * 2 ** (20 / 1200) * t)
-    assert "asked for A4; it played **C5** (+20 cents" in played(sharp_c5, 16000, "MIDI 69")
-    assert "stayed silent" in played(np.zeros(24000), 16000, "MIDI 60")
-
-
 def test_the_cards_loss_curve_lists_each_record_once_and_drops_a_stop_records_training_bits():
-    from train.wavenet_card import curve_rows
+    from train.wavenet import curve_rows
 
     log = [dict(step=s, train_bits=4.0 - s / 1e4, val_bits=4.1 - s / 1e4) for s in range(250, 5001, 250)]
     log.append(dict(step=5001, train_bits=2.9, val_bits=3.6))  # a run stopped one step later
@@ -454,3 +425,117 @@ def test_the_cards_loss_curve_lists_each_record_once_and_drops_a_stop_records_tr
     whole = curve_rows(log[:-1], rows=6)  # ending on a full record: kept as it is
     assert whole[-1]["step"] == 5000 and whole[-1]["train_bits"] is not None
     assert curve_rows([]) == []
+
+
+# ------------------------------------------------------------------ the tab, through gradio_client
+
+SPEECH = "Speech (LJSpeech, one speaker)"
+WAVE = dict(model_name=SPEECH, seconds=2, temperature=1.0, seed=3, upload=None, clip=None,
+            primer_seconds=1.0)
+needs_wavenet = pytest.mark.skipif(SPEECH not in WAVENET_MODELS, reason="no speech WaveNet")
+
+
+def read_wav(path):
+    import soundfile as sf
+
+    return sf.read(path, dtype="int16")
+
+
+@needs_wavenet
+def test_wavenet_streams_audio_and_a_seed_reproduces_it(client):
+    job = client.submit(**WAVE, api_name="/wavenet_generate")
+    updates = list(job)
+    audio, plot, wav, status = job.result()
+    assert len(updates) >= 3                       # streamed a second at a time, then the end
+    assert "Done: 2.0 s" in status and "real time" in status
+    data, rate = read_wav(wav)
+    assert rate == 16000 and len(data) == 32000
+    assert audio and Image.open(plot).size[0] >= 600
+    _, _, again, _ = client.predict(**WAVE, api_name="/wavenet_generate")
+    assert (read_wav(again)[0] == data).all()
+    _, _, other, _ = client.predict(**{**WAVE, "seed": 4}, api_name="/wavenet_generate")
+    assert (read_wav(other)[0] != data).mean() > 0.5
+
+
+@needs_wavenet
+def test_wavenet_continues_an_uploaded_primer(client, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    rate = 44100
+    t = np.arange(int(rate * 6)) / rate                          # 6 s stereo 24-bit at 44.1 kHz
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)
+    path = tmp_path / "primer.wav"
+    sf.write(path, np.stack([tone, tone], 1), rate, subtype="PCM_24")
+    _, _, wav, status = client.predict(**{**WAVE, "seconds": 1, "upload": handle_file(str(path)),
+                                          "primer_seconds": 1.5}, api_name="/wavenet_generate")
+    data, out_rate = read_wav(wav)
+    assert out_rate == 16000 and len(data) == 16000 + 24000   # the primer's tail, then 1 s new
+    for note in ("last 1.5 s", "mixed to mono", "resampled from 44.1 kHz", "pcm 24"):
+        assert note.lower() in status.lower()
+
+
+@needs_wavenet
+@pytest.mark.parametrize("change,message", [
+    (dict(seconds=0), "less than minimum"),
+    (dict(seconds=-2), "less than minimum"),
+    (dict(seconds=10**6), "greater than maximum"),
+    (dict(temperature=-0.5), "less than minimum"),
+    (dict(temperature=99), "greater than maximum"),
+    (dict(seed=-1), "less than minimum"),
+    (dict(model_name="WaveNet 2"), "WaveNet 2"),
+])
+def test_wavenet_bad_settings_get_clear_errors(client, change, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(**{**WAVE, **change}, api_name="/wavenet_generate")
+
+
+@needs_wavenet
+def test_wavenet_bad_uploads_get_clear_errors_and_the_server_keeps_serving(client, tmp_path):
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF....WAVEfmt this is not audio")
+    with pytest.raises(AppError, match="Could not read the upload as audio"):
+        client.predict(**{**WAVE, "upload": handle_file(str(junk))}, api_name="/wavenet_generate")
+    empty = tmp_path / "empty.wav"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    with pytest.raises(AppError, match="empty|no samples"):
+        client.predict(**{**WAVE, "upload": handle_file(str(empty))}, api_name="/wavenet_generate")
+    *_, status = client.predict(**{**WAVE, "seconds": 0.5}, api_name="/wavenet_generate")
+    assert "Done" in status
+
+
+@needs_wavenet
+def test_wavenet_compare_temperatures(client):
+    import numpy as np
+
+    audio, plot, status = client.predict(SPEECH, 3, None, None, 1.0, api_name="/wavenet_compare")
+    assert "Done: 5 temperatures" in status
+    data, rate = read_wav(audio)
+    clip, gap = int(1.5 * rate), rate // 4
+    assert rate == 16000 and len(data) == 5 * (clip + gap)
+    clips = [data[i * (clip + gap):i * (clip + gap) + clip] for i in range(5)]
+    assert all(not data[i * (clip + gap) + clip:(i + 1) * (clip + gap)].any() for i in range(5))
+    def entropy(c):                                        # bits, of the levels used
+        p = np.unique(c, return_counts=True)[1] / len(c)
+        return float(-(p * np.log2(p)).sum())
+
+    spread = [entropy(c) for c in clips]                   # T = 0, 0.5, 0.8, 1, 1.3
+    assert spread[0] < 1 and spread[0] < spread[1] < spread[3] < spread[4], spread
+    assert Image.open(plot).size[1] > 500                  # five spectrogram rows
+
+
+@needs_wavenet
+def test_wavenet_continues_a_shipped_example_clip(client):
+    from tabs.wavenet import CLIPS
+
+    clip = next(iter(CLIPS))
+    _, _, wav, status = client.predict(**{**WAVE, "seconds": 0.5, "clip": clip, "primer_seconds": 1.0},
+                                       api_name="/wavenet_generate")
+    data, rate = read_wav(wav)
+    assert rate == 16000 and len(data) == 16000 + 8000 and "Done" in status
+    assert np.abs(data[:16000]).max() > 3000          # the primer is the real speech clip
+    with pytest.raises(AppError, match="LJ999-9999"):
+        client.predict(**{**WAVE, "clip": "LJ999-9999"}, api_name="/wavenet_generate")

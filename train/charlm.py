@@ -3,12 +3,13 @@
     python -m train.charlm --corpus shakespeare --out weights/charlm-shakespeare
     python -m train.charlm --corpus imdb        --out weights/charlm-imdb
     python -m train.charlm --corpus shakespeare --tiny --out /tmp/charlm-tiny   # seconds, for tests
+    python -m train.charlm --measure weights/charlm-imdb    # metrics.json, then
+    python -m train.card weights/charlm-imdb                # its card
 
 Every ``--eval-every`` steps it evaluates on the held-out split (nats per character), appends to
 ``<run>/log.jsonl``, saves ``<run>/last.pt`` (model + optimiser + step, loaded back with
-``weights_only=True``) and exports the best model so far with ``models.hub.save_pretrained``.
-Rerunning the same command resumes; ``--minutes`` stops cleanly after a wall-clock budget.
-``--card-only`` evaluates the exported model on the whole held-out split and writes its card.
+``weights_only=True``) and exports the best model so far. Rerunning the same command resumes;
+``--minutes`` stops cleanly after a wall-clock budget.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ import torch
 from models.charlm import CharGPT, CharLMConfig, CharSampler
 from models.hub import from_pretrained, save_pretrained
 
-from .common import Budget, RunDir, add_device_flag, pick_device
-from .data import load_corpus
+from .common import Budget, RunDir, add_device_flag, command_line, hardware, hours, pick_device
+from .data import TEXT_FILES, load_corpus
 
 
 def batches(data: np.ndarray, block: int, batch: int, gen: torch.Generator):
@@ -114,7 +115,9 @@ def train(args) -> Path:
                 best = val
                 save_pretrained(model, args.out, half=True, training=dict(
                     step=step, batch_size=args.batch_size, lr=args.lr, steps=args.steps,
-                    val_nats_estimate=val, device=device.type, command=command_line(args)))
+                    bf16=args.bf16, val_nats_estimate=val, device=device.type,
+                    hardware=hardware(device), hours=hours(run.records()),
+                    command=args.command))
             run.save(model=model.state_dict(), opt=opt.state_dict(), step=step, best=best)
             if out_of_time:
                 budget.announce()
@@ -122,90 +125,48 @@ def train(args) -> Path:
     return Path(args.out)
 
 
-def command_line(args) -> str:
-    return (f"python -m train.charlm --corpus {args.corpus} --steps {args.steps} "
-            f"--layers {args.layers} --heads {args.heads} --embd {args.embd} --block {args.block} "
-            f"--batch-size {args.batch_size} --lr {args.lr} --dropout {args.dropout} "
-            f"--out {args.out}{' --tiny' if args.tiny else ''}")
-
-
 SAMPLE_PROMPTS = {"shakespeare": "ROMEO:\n", "imdb": "This movie", "nietzsche": "The truth is"}
 
 
-def write_card(folder: Path, corpus_name: str) -> None:
+CORPORA = {"tiny-shakespeare": "shakespeare", "IMDB movie reviews": "imdb", "Nietzsche": "nietzsche"}
+SAMPLE_TEMPERATURES = (0.2, 0.5, 0.7, 1.0, 1.5)
+
+
+def measure(folder: Path) -> dict:
+    """Held-out loss (every full-context window, at most 5,000 spread evenly), a training-loss
+    estimate, the unigram baseline, and samples at five temperatures. Writes metrics.json."""
     folder = Path(folder)
-    corpus = load_corpus(corpus_name)
     model = from_pretrained(CharGPT, folder)
+    name = CORPORA[model.config.corpus]
+    corpus = load_corpus(name)
     windows = (len(corpus.val) - 1) // model.config.block_size
     val = evaluate(model, corpus.val, windows=min(windows, 5000), batch=32)
-    scope = ("every full-context window of the held-out split" if windows <= 5000 else
-             f"5,000 full-context windows spread evenly over the held-out split's {windows:,}")
-    train_est = evaluate(model, corpus.train, windows=400, batch=32)
-    metrics = dict(val_nats_per_char=val, val_bits_per_char=val / math.log(2),
-                   train_nats_per_char_estimate=train_est, val_chars=int(len(corpus.val)),
-                   train_chars=int(len(corpus.train)),
-                   unigram_entropy_nats=corpus.unigram_entropy())
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     sampler = CharSampler(model)
-    prompt = SAMPLE_PROMPTS.get(corpus_name, "\n")
-    ids, _ = sampler.encode(prompt)
-    temps = [0.2, 0.5, 0.7, 1.0, 1.5]
-    rows = [[] for _ in temps]
-    for step in sampler.stream(ids, 300, temps, generator=torch.Generator().manual_seed(0)):
+    prompt = SAMPLE_PROMPTS.get(name, "\n")
+    rows = [[] for _ in SAMPLE_TEMPERATURES]
+    for step in sampler.stream(sampler.encode(prompt)[0], 300, SAMPLE_TEMPERATURES,
+                               generator=torch.Generator().manual_seed(0)):
         for r, i in enumerate(step.ids.tolist()):
             rows[r].append(i)
-    samples = "\n\n".join(f"**temperature {t}**\n\n```text\n{prompt}{sampler.decode(r)}\n```"
-                          for t, r in zip(temps, rows))
-    cfg = json.loads((folder / "config.json").read_text())
-    tr = cfg.get("training", {})
-    params = sum(p.numel() for p in model.parameters())
-    log_path = Path(f"runs/charlm-{corpus_name}/log.jsonl")
-    log = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.exists() else []
-    hours = sum(r["seconds"] for r in log) / 3600
-    stopped = (", stopped by the time budget before the schedule's end"
-               if log and log[-1]["step"] < tr.get("steps", 0) else "")
-    (folder / "README.md").write_text(f"""---
-license: mit
-tags: [char-lm, transformer, pytorch, generative-deep-learning-studio]
----
-# Character-level transformer, {corpus.title}
-
-A small decoder-only transformer (nanoGPT-style) that reads and writes one character at a time,
-for the Temperature text sampling tab of the Generative Deep Learning Studio.
-
-* **Architecture**: {cfg['n_layer']} layers, {cfg['n_head']} heads, {cfg['n_embd']}-d embeddings,
-  context {cfg['block_size']} characters, learned positions, pre-LayerNorm, GELU MLP, output head
-  tied to the input embedding; vocabulary of {len(cfg['chars'])} characters;
-  {params / 1e6:.2f} M parameters, stored in fp16.
-* **Data**: {corpus.description}
-* **Training**: AdamW (betas 0.9/0.99, weight decay 0.1 on matrices), batch {tr.get('batch_size')}
-  x {cfg['block_size']} characters, peak learning rate {tr.get('lr')} with warm-up and cosine
-  decay, dropout {cfg['dropout']}, bf16 autocast on this 2-core CPU (no GPU was lent);
-  best validation checkpoint at step {tr.get('step')} of a {tr.get('steps')}-step schedule
-  ({hours:.1f} hours of training{stopped}).
-  Command: `{tr.get('command')}` (rerun to resume).
-
-## Held-out metrics
-
-| metric | value |
-|---|---|
-| validation loss, nats per character ({scope}) | **{val:.4f}** |
-| the same in bits per character | {val / math.log(2):.4f} |
-| training loss estimate, nats per character | {train_est:.4f} |
-| baseline: unigram entropy of the corpus, nats per character | {metrics['unigram_entropy_nats']:.4f} |
-| held-out characters | {len(corpus.val):,} |
-
-## Samples (prompt `{prompt!r}`, seed 0, top-k and top-p off)
-
-{samples}
-""")
-    print(f"{folder}: val {val:.4f} nats/char")
+    metrics = dict(val_nats_per_char=val, val_bits_per_char=val / math.log(2),
+                   val_windows=min(windows, 5000), val_windows_total=windows,
+                   train_nats_per_char_estimate=evaluate(model, corpus.train, windows=400, batch=32),
+                   val_chars=int(len(corpus.val)), train_chars=int(len(corpus.train)),
+                   unigram_entropy_nats=corpus.unigram_entropy(), corpus=corpus.description,
+                   samples=dict(prompt=prompt, seed=0, length=300,
+                                texts={f"{t:g}": prompt + sampler.decode(r)
+                                       for t, r in zip(SAMPLE_TEMPERATURES, rows)}))
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
 
 
 def main(argv=None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--corpus", choices=["shakespeare", "imdb", "nietzsche"], default="shakespeare")
-    p.add_argument("--out", required=True)
+    p.add_argument("--corpus", choices=sorted(TEXT_FILES), default="shakespeare")
+    p.add_argument("--out")
     p.add_argument("--run-dir")
     p.add_argument("--steps", type=int, default=None, help="schedule length (6000; tiny: 30)")
     p.add_argument("--layers", type=int, default=4)
@@ -226,19 +187,21 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--minutes", type=float, default=0)
     p.add_argument("--tiny", action="store_true", help="a seconds-long run for tests")
-    p.add_argument("--card-only", action="store_true")
+    p.add_argument("--measure", type=Path, metavar="FOLDER",
+                   help="measure an exported model: metrics.json")
     args = p.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(args.measure), indent=2))
+        return
+    if not args.out:
+        p.error("--out is required to train")
     if args.tiny:
         args.layers, args.heads, args.embd, args.block = 2, 2, 32, 32
         args.batch_size, args.eval_every, args.eval_windows, args.warmup = 8, 15, 20, 5
     if args.steps is None:
         args.steps = 30 if args.tiny else 6000
-    if args.card_only:
-        write_card(Path(args.out), args.corpus)
-        return
+    args.command = command_line("train.charlm", argv)
     train(args)
-    if not args.tiny:
-        write_card(Path(args.out), args.corpus)
 
 
 if __name__ == "__main__":

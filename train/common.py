@@ -1,5 +1,5 @@
 """What every trainer shares: the run folder (resumable state and progress log), a time budget,
-and an exponential moving average of the weights.
+an exponential moving average of the weights, and the record of where training ran.
 
 A run folder holds ``last.pt`` (model, optimiser and counters; tensors and plain values only,
 read back with ``weights_only=True``) and ``log.jsonl`` (one JSON record per evaluation).
@@ -10,6 +10,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import platform
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +65,33 @@ def pick_device(name: str = "auto") -> torch.device:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     return device
+
+
+def hardware(device: torch.device | str) -> str:
+    """What a run trained on, for its card: the GPU's name, or the CPU's model and core count."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def command_line(module: str, argv: list[str] | None = None) -> str:
+    """The command that ran (or resumes) a training: ``python -m <module> <its arguments>``."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["python", "-m", module, *map(shlex.quote, args)])
+
+
+def hours(records: list[dict]) -> float:
+    """Training time of a run folder's log, from each record's ``seconds``."""
+    return sum(r.get("seconds", 0.0) for r in records) / 3600
 
 
 def add_device_flag(parser) -> None:

@@ -158,29 +158,29 @@ def load_celeba() -> dict:
 AUDIO_SETS = {
     "speech": ("ljspeech_16k", "LJSpeech: 364 clips of one speaker (36.6 min), 16 kHz"),
     "piano": ("piano_16k", "21 piano pieces rendered from a Steinway D soundfont (26.4 min), 16 kHz"),
-    "notes": ("piano_notes_16k", "176 single piano notes, MIDI 21..108 at velocities 60 and 100, "
-                                 "3 s each, 16 kHz"),
 }
+
+
+def held_out(name: str, items: list) -> list:
+    """The held-out part of a set's items in order: every 20th speech clip (of the sorted file
+    names); every 10th 10-second clip of the piano pieces."""
+    every = {"speech": 20, "piano": 10}[name]
+    return [x for i, x in enumerate(items) if i % every == every - 1]
 
 
 class AudioSet:
     """Clips of mu-law codes (uint8), split into training and held-out clips."""
 
-    def __init__(self, name: str, description: str, train: list, val: list,
-                 train_classes: list, val_classes: list, sample_rate: int):
+    def __init__(self, name: str, description: str, train: list, val: list, sample_rate: int):
         self.name, self.description, self.sample_rate = name, description, sample_rate
         self.train, self.val = train, val
-        self.train_classes, self.val_classes = train_classes, val_classes
 
     def seconds(self, split: str) -> float:
         return sum(len(c) for c in getattr(self, split)) / self.sample_rate
 
 
 def load_audio(name: str, sample_rate: int = 16000, piece_clip_seconds: float = 10.0) -> AudioSet:
-    """An audio set as mu-law codes. Held out: every 20th speech clip; every 10th 10-second clip
-    of the piano pieces; for the notes, velocity 60 of every 4th pitch."""
-    import json
-
+    """An audio set as mu-law codes, split by :func:`held_out`."""
     import soundfile as sf
     from scipy.signal import resample_poly
 
@@ -200,24 +200,14 @@ def load_audio(name: str, sample_rate: int = 16000, piece_clip_seconds: float = 
             audio = resample_poly(audio, sample_rate // g, rate // g).astype(np.float32)
         return mu_law_encode(audio).astype(np.uint8)
 
-    train, val, train_cls, val_cls = [], [], [], []
+    clips = []
     if name == "speech":
-        for i, path in enumerate(sorted(folder.glob("*.flac"))):
-            (val if i % 20 == 19 else train).append(read(path))
-    elif name == "piano":
+        clips = [read(path) for path in sorted(folder.glob("*.flac"))]
+    else:
         step = int(piece_clip_seconds * sample_rate)
-        k = 0
         for path in sorted(folder.glob("*.flac")):
             codes = read(path)
-            for start in range(0, len(codes), step):
-                (val if k % 10 == 9 else train).append(codes[start:start + step])
-                k += 1
-    elif name == "notes":
-        manifest = json.loads((folder / "manifest.json").read_text())
-        for row in manifest:
-            codes = read(folder / row["file"])
-            cls = int(row["midi_pitch"]) - 21
-            held = row["velocity"] == 60 and cls % 4 == 3
-            (val if held else train).append(codes)
-            (val_cls if held else train_cls).append(cls)
-    return AudioSet(name, description, train, val, train_cls, val_cls, sample_rate)
+            clips += [codes[start:start + step] for start in range(0, len(codes), step)]
+    val_ids = {id(c) for c in held_out(name, clips)}
+    return AudioSet(name, description, [c for c in clips if id(c) not in val_ids],
+                    [c for c in clips if id(c) in val_ids], sample_rate)

@@ -1,10 +1,12 @@
-"""Train a WaveNet on real audio (speech, piano pieces, or pitch-conditioned piano notes).
+"""Train a WaveNet on real audio (LJSpeech speech or piano pieces); measure it; export the
+held-out example clips the tab ships.
 
     python -m train.wavenet --data speech --out weights/wavenet-speech --minutes 120
     python -m train.wavenet --data piano  --out weights/wavenet-piano  --minutes 120
-    python -m train.wavenet --data notes  --out weights/wavenet-notes  --minutes 60
     python -m train.wavenet --data speech --tiny --out /tmp/wn     # seconds, for tests
-    python -m train.wavenet --data speech --card-only --out weights/wavenet-speech
+    python -m train.wavenet --measure weights/wavenet-speech       # metrics.json and samples/
+    python -m train.card weights/wavenet-speech                    # then its card
+    python -m train.wavenet --examples examples/speech             # held-out clips for the tab
 
 Resumable: ``runs/wavenet-<data>/last.pt`` (model, EMA, optimiser, step; loaded with
 ``weights_only=True``) every evaluation; rerun the same command to go on.  ``log.jsonl`` holds
@@ -17,94 +19,57 @@ better of the two is exported whenever it improves on the best so far.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
-from models.hub import save_pretrained
-from models.wavenet import (SILENCE, WaveNet, WaveNetConfig, bits_per_sample, mu_law_decode,
-                            mu_law_encode)
+from models.audio import SILENT, UNVOICED, VOICED, figure, frame_kinds, voiced_share
+from models.hub import from_pretrained, save_pretrained
+from models.wavenet import FastWaveNet, WaveNet, WaveNetConfig, bits_per_sample, mu_law_decode
 
-from .common import Budget, RunDir, WeightAverage, add_device_flag, pick_device
-from .data import AUDIO_SETS, AudioSet, load_audio
+from .common import (Budget, RunDir, WeightAverage, add_device_flag, command_line, hardware, hours,
+                     pick_device)
+from .data import AUDIO_SETS, AudioSet, data_root, held_out, load_audio
 
 TINY = dict(residual_channels=8, gate_channels=8, skip_channels=8, head_channels=16, cycle=4,
             stacks=1)
 
 
-def batch_of(clips: list, classes: list, length: int, size: int, rng: np.random.Generator,
-             onset_share: float = 0.0):
-    """``size`` random windows of ``length`` codes (clips chosen in proportion to their length).
-    With ``onset_share``, that share of the windows starts within the first ``ONSET_LEAD``
-    samples of a clip: for notes with a lead-in (:func:`with_lead_in`) and windows scoring more
-    than ``ONSET_LEAD`` samples, their scored part then holds the attack after a full receptive
-    field of silence."""
+def batch_of(clips: list, length: int, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """``size`` random windows of ``length`` codes (clips chosen in proportion to their length)."""
     usable = [i for i, c in enumerate(clips) if len(c) >= length]
     weights = np.array([len(clips[i]) - length + 1 for i in usable], dtype=np.float64)
     picks = rng.choice(usable, size=size, p=weights / weights.sum())
-    rows, cls = [], []
+    rows = []
     for i in picks:
-        if rng.random() < onset_share:
-            start = rng.integers(0, min(ONSET_LEAD, len(clips[i]) - length) + 1)
-        else:
-            start = rng.integers(0, len(clips[i]) - length + 1)
+        start = rng.integers(0, len(clips[i]) - length + 1)
         rows.append(clips[i][start:start + length])
-        cls.append(classes[i] if classes else 0)
-    return torch.from_numpy(np.stack(rows).astype(np.int64)), torch.tensor(cls)
+    return torch.from_numpy(np.stack(rows).astype(np.int64))
 
 
-def validation_windows(data: AudioSet, length: int, limit: int):
+def validation_windows(data: AudioSet, length: int, limit: int) -> torch.Tensor:
     """Non-overlapping windows spread evenly over the held-out clips (the same every time)."""
-    windows, cls = [], []
-    for i, clip in enumerate(data.val):
-        for start in range(0, len(clip) - length + 1, length):
-            windows.append(clip[start:start + length])
-            cls.append(data.val_classes[i] if data.val_classes else 0)
+    windows = [clip[start:start + length] for clip in data.val
+               for start in range(0, len(clip) - length + 1, length)]
     picks = np.linspace(0, len(windows) - 1, min(limit, len(windows))).astype(int)
-    return (torch.from_numpy(np.stack([windows[i] for i in picks]).astype(np.int64)),
-            torch.tensor([cls[i] for i in picks]))
-
-
-ONSET_LEAD = 160        # notes: silence (10 ms) between a full receptive field and the attack
-ONSET_FADE = 64         # notes: the attack fades in over 4 ms (the recordings start mid-wave)
-ONSET_SHARE = 0.5       # notes: share of training windows that score an attack
-
-
-def with_lead_in(data: AudioSet, receptive_field: int) -> AudioSet:
-    """Single notes start at their attack. Generation starts from a receptive field of silence,
-    so each note gets that much silence plus ``ONSET_LEAD`` samples in front: the model then
-    learns to strike the note out of silence (without it, it only ever continued a sounding
-    note, and from silence it stayed silent). The recordings begin abruptly, mid-waveform (the
-    first sample is typically 0.016 and up to 0.1 of full scale), a jump no model can time or
-    size from silence, so each note also fades in over ``ONSET_FADE`` samples (a half-cosine
-    ramp). Pieces and speech are unchanged."""
-    if data.name != "notes":
-        return data
-    pad = np.full(receptive_field + ONSET_LEAD, SILENCE, np.uint8)
-    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ONSET_FADE) + 1) / (ONSET_FADE + 1))
-
-    def prepare(codes: np.ndarray) -> np.ndarray:
-        head = mu_law_decode(codes[:ONSET_FADE].astype(np.int64)) * ramp[:len(codes)]
-        faded = np.concatenate([mu_law_encode(head).astype(np.uint8), codes[ONSET_FADE:]])
-        return np.concatenate([pad, faded])
-
-    data.train = [prepare(c) for c in data.train]
-    data.val = [prepare(c) for c in data.val]
-    return data
+    return torch.from_numpy(np.stack([windows[i] for i in picks]).astype(np.int64))
 
 
 @torch.inference_mode()
-def evaluate(model: WaveNet, windows: torch.Tensor, classes: torch.Tensor, batch: int = 8) -> float:
+def evaluate(model: WaveNet, windows: torch.Tensor, batch: int = 8) -> float:
     model.eval()
     start = model.config.receptive_field - 1
     total, count = 0.0, 0
     for i in range(0, len(windows), batch):
         codes = windows[i:i + batch]
-        cls = classes[i:i + batch] if model.config.classes else None
-        logits = model(codes, cls)
+        logits = model(codes)
         n = codes.shape[0] * (codes.shape[1] - start - 1)
         total += float(bits_per_sample(logits, codes, start)) * n
         count += n
@@ -132,17 +97,12 @@ def train(args) -> Path:
     data = load_audio(args.data)
     if args.tiny:
         data.train, data.val = data.train[:6], data.val[:2]
-        data.train_classes, data.val_classes = data.train_classes[:6], data.val_classes[:2]
-    conditioned = args.data == "notes"
     sizes = TINY if args.tiny else dict(residual_channels=args.channels,
                                         gate_channels=args.channels, skip_channels=args.skip,
                                         head_channels=args.head, cycle=args.cycle,
                                         stacks=args.stacks)
-    names = [f"MIDI {p}" for p in range(21, 109)] if conditioned else []
-    config = WaveNetConfig(**sizes, classes=88 if conditioned else 0, class_names=names,
-                           sample_rate=data.sample_rate, dataset=AUDIO_SETS[args.data][1])
+    config = WaveNetConfig(**sizes, sample_rate=data.sample_rate, dataset=AUDIO_SETS[args.data][1])
     model = WaveNet(config).to(device)
-    data = with_lead_in(data, config.receptive_field)
     ema = WeightAverage(model, args.ema, warmup=True)  # Polyak averaging, as in the paper
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     run = RunDir(args.run_dir or f"runs/wavenet-{args.data}{'-tiny' if args.tiny else ''}")
@@ -154,9 +114,8 @@ def train(args) -> Path:
         print(f"resumed {run.path} at step {step} (best held-out {best:.4f} bits/sample)", flush=True)
     rf = config.receptive_field
     length = rf + args.window
-    val_x, val_c = validation_windows(data, rf + (2000 if args.tiny else 8000),
-                                      4 if args.tiny else args.val_windows)
-    val_x, val_c = val_x.to(device), val_c.to(device)
+    val_x = validation_windows(data, rf + (2000 if args.tiny else 8000),
+                               4 if args.tiny else args.val_windows).to(device)
     rng = np.random.default_rng(args.seed + step)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
     budget, last_eval = Budget(args.minutes), time.time()
@@ -166,13 +125,11 @@ def train(args) -> Path:
           f"training, {data.seconds('val'):.0f} s held out", flush=True)
     while step < args.steps:
         model.train()
-        x, c = batch_of(data.train, data.train_classes, length, args.batch_size, rng,
-                        args.onset_share if conditioned else 0.0)
-        x, c = x.to(device, non_blocking=True), c.to(device, non_blocking=True)
+        x = batch_of(data.train, length, args.batch_size, rng).to(device, non_blocking=True)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         with autocast:
-            logits = model(x, c if conditioned else None)
+            logits = model(x)
         loss = bits_per_sample(logits, x, rf - 1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -185,22 +142,24 @@ def train(args) -> Path:
         running_n += 1
         out_of_time = budget.spent()
         if step % args.eval_every == 0 or step == args.steps or out_of_time:
-            val_ema, val_raw = evaluate(ema.module, val_x, val_c), evaluate(model, val_x, val_c)
+            val_ema, val_raw = evaluate(ema.module, val_x), evaluate(model, val_x)
             val = min(val_ema, val_raw)
             record = dict(step=step, train_bits=running / running_n, val_bits=val,
                           val_bits_ema=val_ema, val_bits_raw=val_raw,
                           lr=lr_at(step, args), samples_seen=seen,
                           seconds=time.time() - last_eval)
             running, running_n, last_eval = 0.0, 0, time.time()
+            run.log(record)
             if val < best:
                 best = val
+                log = run.records()
                 save_pretrained(ema.module if val_ema <= val_raw else model, args.out, half=True,
                                 training=dict(step=step, samples_seen=seen, val_bits=val,
                                               weights="EMA" if val_ema <= val_raw else "raw",
                                               batch_size=args.batch_size, window=args.window,
-                                              device=device.type,
-                                              command=command_line(args)))
-            run.log(record)
+                                              bf16=args.bf16, device=device.type,
+                                              hardware=hardware(device), hours=hours(log),
+                                              curve=curve_rows(log), command=args.command))
             print(f"step {step} train {record['train_bits']:.4f} held-out {val_raw:.4f} "
                   f"(EMA {val_ema:.4f}) bits/sample "
                   f"(best {best:.4f}) lr {record['lr']:.2e} {record['seconds']:.0f}s", flush=True)
@@ -212,18 +171,185 @@ def train(args) -> Path:
     return Path(args.out)
 
 
-def command_line(args) -> str:
-    return (f"python -m train.wavenet --data {args.data} --channels {args.channels} "
-            f"--skip {args.skip} --head {args.head} --cycle {args.cycle} --stacks {args.stacks} "
-            f"--batch-size {args.batch_size} --window {args.window} --lr {args.lr} "
-            f"--out {args.out}{' --bf16' if args.bf16 else ''}{' --tiny' if args.tiny else ''}"
-            f"{f' --onset-share {args.onset_share:g}' if args.data == 'notes' else ''}")
+# ---------------------------------------------------------------- measurements
+EXAMPLE_SECONDS = 4.0
+TITLES = {"speech": "WaveNet, LJSpeech speech", "piano": "WaveNet, piano pieces"}
 
+
+def heldout(model: WaveNet, data_name: str) -> dict:
+    """Bits per sample on every held-out window, against the histogram baselines."""
+    rf = model.config.receptive_field
+    data = load_audio(data_name)
+    windows = validation_windows(data, rf + 8000, limit=10_000)
+    t = time.time()
+    val = evaluate(model, windows)
+    scored = windows.shape[0] * (windows.shape[1] - rf)
+    return dict(val_bits=val, val_windows=int(windows.shape[0]), val_scored_samples=int(scored),
+                val_seconds_evaluated=scored / model.config.sample_rate,
+                heldout_clips=len(data.val), heldout_seconds=data.seconds("val"),
+                train_seconds=data.seconds("train"), eval_seconds=time.time() - t,
+                **histogram_baseline(data))
+
+
+def speed(model: WaveNet) -> float:
+    """Samples per second of the compiled loop, one thread."""
+    fast = FastWaveNet(model)
+    fast.generate(1000, generator=torch.Generator().manual_seed(0))   # compile / warm
+    t = time.perf_counter()
+    fast.generate(32000, generator=torch.Generator().manual_seed(1))
+    return 32000 / (time.perf_counter() - t)
+
+
+def pooled_voicing(clips, rate: int) -> tuple[int, float]:
+    """(audible frames, voiced share) over several recordings together (:func:`voiced_share`)."""
+    counts = [voiced_share(c, rate) for c in clips]
+    frames = sum(n for n, _ in counts)
+    return frames, sum(n * v for n, v in counts) / max(frames, 1)
+
+
+def voicing(model: WaveNet, seeds=range(6), seconds: float = EXAMPLE_SECONDS) -> dict:
+    """Voiced share (:func:`models.audio.voiced_share`) of the real held-out speech, through the
+    same 8-bit mu-law, against WaveNet's speech from silence at temperature 1: voiced frames are
+    where formants show as harmonics."""
+    rate = model.config.sample_rate
+    real = pooled_voicing((mu_law_decode(c.astype(np.int64)) for c in load_audio("speech").val), rate)
+    made = pooled_voicing((mu_law_decode(FastWaveNet(model).generate(
+        int(seconds * rate), 1.0, generator=torch.Generator().manual_seed(seed))) for seed in seeds),
+        rate)
+    return dict(real_frames=real[0], real_voiced=real[1], generated_frames=made[0],
+                generated_voiced=made[1], generated_clips=len(seeds), seconds=seconds)
+
+
+def bits_by_kind(bits_at: np.ndarray, kinds: np.ndarray, frame: int, hop: int,
+                 start: int) -> dict[int, list[float]]:
+    """Mean bits per sample inside each frame (``bits_at[t]``: the bits of sample t given the
+    real past; frame i covers samples ``i * hop`` to ``i * hop + frame``), grouped by the frame's
+    kind (:func:`models.audio.frame_kinds`); frames starting before ``start`` are left out."""
+    out: dict[int, list[float]] = {SILENT: [], UNVOICED: [], VOICED: []}
+    for i, kind in enumerate(kinds):
+        s = i * hop
+        if s >= start and s + frame <= len(bits_at):
+            out[int(kind)].append(float(bits_at[s:s + frame].mean()))
+    return out
+
+
+@torch.no_grad()
+def voicing_diagnosis(model: WaveNet, clips: int = 10, primed: int = 6,
+                      primer_seconds: float = 1.0, seconds: float = 0.5) -> dict:
+    """Where the voice is lost.  Teacher forcing: on held-out clips the model reads the real
+    past; its bits per sample inside silent, unvoiced and voiced 40 ms frames.  Free running:
+    the voiced share of the first ``seconds`` WaveNet writes after ``primer_seconds`` of a real
+    held-out clip (temperature 1), against the real clip's own next ``seconds``."""
+    rate, rf = model.config.sample_rate, model.config.receptive_field
+    val = load_audio("speech").val
+    groups: dict[int, list[float]] = {SILENT: [], UNVOICED: [], VOICED: []}
+    for clip in val[:clips]:
+        codes = torch.from_numpy(clip.astype(np.int64))[None]
+        logits = model(codes).float()
+        bits = F.cross_entropy(logits[..., :-1], codes[:, 1:], reduction="none")[0] / math.log(2)
+        bits_at = np.concatenate([[np.nan], bits.numpy()])   # bits_at[t]: sample t given its past
+        kinds, frame, hop = frame_kinds(mu_law_decode(clip.astype(np.int64)), rate, hop_ms=40)
+        for kind, values in bits_by_kind(bits_at, kinds, frame, hop, start=rf).items():
+            groups[kind] += values
+    p0, n = int(primer_seconds * rate), int(seconds * rate)
+    made, real = [], []
+    for k, clip in enumerate([c for c in val if len(c) >= p0 + n][:primed]):
+        codes = FastWaveNet(model).generate(n, 1.0, primer=clip[:p0].astype(np.int64),
+                                                  generator=torch.Generator().manual_seed(k))
+        made.append(mu_law_decode(codes))
+        real.append(mu_law_decode(clip[p0:p0 + n].astype(np.int64)))
+    (made_frames, made_voiced), (real_frames, real_voiced) = (pooled_voicing(made, rate),
+                                                              pooled_voicing(real, rate))
+
+    names = {SILENT: "silent", UNVOICED: "unvoiced", VOICED: "voiced"}
+    return dict(teacher_forced={names[k]: dict(frames=len(v), bits=float(np.mean(v)) if v else None)
+                                for k, v in groups.items()},
+                clips=min(clips, len(val)), primed_clips=len(made), primer_seconds=primer_seconds,
+                seconds=seconds, primed_voiced=made_voiced, primed_frames=made_frames,
+                real_next_voiced=real_voiced, real_next_frames=real_frames)
+
+
+def examples(model: WaveNet, out: Path, data_name: str) -> list[dict]:
+    """Generated audio at a few temperatures and seeds (only generated audio: no training data)."""
+    folder = out / "samples"
+    folder.mkdir(exist_ok=True)
+    rate = model.config.sample_rate
+    rows = []
+    for temperature, seed in ((1.0, 0), (1.0, 1), (0.9, 2), (0.7, 0)):
+        codes = FastWaveNet(model).generate(int(EXAMPLE_SECONDS * rate), temperature,
+                                            generator=torch.Generator().manual_seed(seed))
+        audio = mu_law_decode(codes)
+        stem = f"t{temperature:g}_seed{seed}"
+        sf.write(folder / f"{stem}.flac", audio, rate, subtype="PCM_16")
+        label = f"temperature {temperature:g}, seed {seed}"
+        Image.fromarray(figure(audio, rate, 0, f"{TITLES[data_name]}: {label}")).save(
+            folder / f"{stem}.png")
+        rows.append(dict(stem=stem, label=label, rms=float(np.sqrt((audio ** 2).mean())),
+                         silent_share=float((np.abs(audio) < 0.01).mean())))
+    return rows
+
+
+def curve_rows(log: list[dict], rows: int = 12) -> list[dict]:
+    """About ``rows`` evenly spaced log records and the last one, each once.  A record written
+    when a run was stopped between two log points averages its training bits over a few steps
+    only; it is left out unless it is the last (its validation is a full measurement), and then
+    its training bits are dropped (None)."""
+    if not log:
+        return []
+    gaps = sorted(b["step"] - a["step"] for a, b in zip(log, log[1:]))
+    usual = gaps[len(gaps) // 2] if gaps else 0
+    full = [r for i, r in enumerate(log)
+            if i == 0 or i == len(log) - 1 or r["step"] - log[i - 1]["step"] >= usual / 2]
+    picked = full[:: max(1, len(full) // rows)]
+    picked = picked if picked[-1] is full[-1] else picked + full[-1:]
+    if len(log) > 1 and log[-1]["step"] - log[-2]["step"] < usual / 2:
+        picked[-1] = dict(picked[-1], train_bits=None)
+    return picked
+
+
+def measure(folder: Path) -> dict:
+    """Held-out bits per sample against two baselines, the compiled loop's speed, generated
+    examples (FLAC and spectrograms in samples/); for speech, how voiced it is and where the
+    voice is lost. Writes metrics.json."""
+    folder = Path(folder)
+    model = from_pretrained(WaveNet, folder)
+    data_name = next(k for k, (_, title) in AUDIO_SETS.items() if title == model.config.dataset)
+    metrics = dict(data=data_name, title=TITLES[data_name], **heldout(model, data_name))
+    metrics["fast_samples_per_second"] = speed(model)
+    metrics["real_time_factor"] = metrics["fast_samples_per_second"] / model.config.sample_rate
+    metrics["speed_hardware"] = hardware("cpu")
+    metrics["example_seconds"] = EXAMPLE_SECONDS
+    metrics["examples"] = examples(model, folder, data_name)
+    if data_name == "speech":
+        metrics["voicing"] = voicing(model)
+        metrics["voicing_diagnosis"] = voicing_diagnosis(model)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def export_examples(folder: Path, count: int = 3, max_seconds: float = 4.5) -> list[dict]:
+    """The first ``count`` held-out LJSpeech clips under ``max_seconds`` (public domain), copied
+    as they are, with their transcripts in clips.json: the tab's primers, never trained on."""
+    source = data_root() / "audio" / AUDIO_SETS["speech"][0]
+    texts = dict(line.split("|")[:2] for line in (source / "metadata.csv").read_text().splitlines())
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for path in held_out("speech", sorted(source.glob("*.flac"))):
+        if sf.info(path).duration <= max_seconds and len(clips) < count:
+            (folder / path.name).write_bytes(path.read_bytes())
+            clips.append(dict(id=path.stem, file=path.name, transcript=texts[path.stem],
+                              seconds=round(sf.info(path).duration, 2)))
+    (folder / "clips.json").write_text(json.dumps(clips, indent=2) + "\n")
+    return clips
 
 def main(argv=None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", choices=sorted(AUDIO_SETS), required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--data", choices=sorted(AUDIO_SETS))
+    p.add_argument("--out")
     p.add_argument("--run-dir")
     p.add_argument("--channels", type=int, default=32, help="residual and gate channels")
     p.add_argument("--skip", type=int, default=64)
@@ -243,22 +369,28 @@ def main(argv=None) -> None:
     add_device_flag(p)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--minutes", type=float, default=0)
-    p.add_argument("--onset-share", type=float, default=ONSET_SHARE,
-                   help="notes: share of training windows that score an attack")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with bf16 units)")
     p.add_argument("--tiny", action="store_true")
-    p.add_argument("--card-only", action="store_true")
+    p.add_argument("--measure", type=Path, metavar="FOLDER",
+                   help="measure an exported model: metrics.json and samples/")
+    p.add_argument("--examples", type=Path, metavar="FOLDER",
+                   help="copy a few short held-out speech clips there, for the tab")
     args = p.parse_args(argv)
+    if args.measure or args.examples:
+        if args.measure:
+            print(json.dumps(measure(args.measure), indent=2))
+        if args.examples:
+            export_examples(args.examples)
+        return
+    if not (args.data and args.out):
+        p.error("--data and --out are required to train")
     if args.steps is None:
         args.steps = 30 if args.tiny else 200_000
     if args.eval_every is None:
         args.eval_every = 10 if args.tiny else 250
     if args.tiny:
         args.window, args.batch_size, args.ema = 1000, 2, 0.9
-    if args.card_only:
-        from .wavenet_card import write_card
-        write_card(Path(args.out), args.data)
-        return
+    args.command = command_line("train.wavenet", argv)
     train(args)
 
 

@@ -9,11 +9,14 @@ import gradio as gr
 import matplotlib.pyplot as plt
 import torch
 
-from models.charlm import CharGPT, CharSampler, entropy, sampling_probs
-from models.hub import WEIGHTS_DIR, from_pretrained
-from models.runtime import device, generator, gpu
+from models.charlm import CharSampler, entropy, sampling_probs
+from models.hub import WEIGHTS_DIR
+from models.runtime import generator, gpu
 
-from .common import Deadline, Lazy, number, seed_value, sentence
+from .common import Deadline, Lazy, TabContext, Technique, number, seed_value, sentence
+
+TECHNIQUE = Technique("charlm", "Text sampling", "sound",
+                      "Character-level transformers writing reviews and plays, hot or cold.")
 
 CHECKPOINTS = {  # label -> checkpoint folder under weights/ (or a hub id)
     "IMDB movie reviews": "charlm-imdb",
@@ -23,6 +26,7 @@ CHECKPOINTS = {  # label -> checkpoint folder under weights/ (or a hub id)
 MODEL_NAMES = [label for label, folder in CHECKPOINTS.items()
                if (WEIGHTS_DIR / folder / "config.json").is_file()]
 DEFAULT_MODEL = MODEL_NAMES[0] if MODEL_NAMES else None
+AVAILABLE = bool(MODEL_NAMES)
 PROMPTS = {"IMDB movie reviews": "This movie", "tiny-shakespeare": "ROMEO:\n",
            "Nietzsche": "The truth is"}
 EXAMPLES = [["IMDB movie reviews", "This movie"], ["IMDB movie reviews", "I expected"],
@@ -34,15 +38,9 @@ MAX_PROMPT = 100_000
 STREAM_EVERY = 0.08   # seconds between streamed updates
 
 
-def _loader(folder: str):
-    def load(report) -> CharSampler:
-        report(0.5, f"Loading {folder}")
-        return CharSampler(from_pretrained(CharGPT, folder, device=device()))
-    return load
-
-
-SAMPLERS = {label: Lazy(f"the {label} language model", _loader(CHECKPOINTS[label]))
-            for label in MODEL_NAMES}
+PIPELINES = {label: Lazy(f"the {label} language model",
+                         lambda report, folder=CHECKPOINTS[label]: CharSampler.from_pretrained(folder))
+             for label in MODEL_NAMES}
 
 EXPLAIN = """
 **How it works.** The model is a small transformer that has read its corpus one character at a
@@ -62,9 +60,9 @@ means: compute those probabilities, draw one character, append it, repeat.
 
 
 def sampler_for(name) -> Lazy:
-    if name not in SAMPLERS:
+    if name not in PIPELINES:
         raise gr.Error(f"Unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}.")
-    return SAMPLERS[name]
+    return PIPELINES[name]
 
 
 def check_settings(prompt, temperature, length, top_k, top_p, seed):
@@ -237,61 +235,57 @@ CSS = """
 """
 
 
-def build() -> None:
-    with gr.Tab("Text sampling", id="text", elem_id="text-panel"):
-        gr.Markdown("### Temperature text sampling\nCharacter-level language models trained by "
-                    "the studio; the *temperature* decides between safe and surprising. Pick a "
-                    "model, write a prompt, press **Generate**.")
-        if not MODEL_NAMES:
-            gr.Markdown("No text model checkpoints found under `weights/`.")
-            return
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=300):
-                model = gr.Dropdown(MODEL_NAMES, value=DEFAULT_MODEL, label="Model",
-                                    info="the corpus it learned from")
-                prompt = gr.Textbox(PROMPTS.get(DEFAULT_MODEL, ""), label="Prompt", lines=3,
-                                    max_lines=12, info="any text; empty starts a new line")
-                temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature",
-                                        info="0 = always the likeliest character; 1 = the model "
-                                             "as trained; above 1 = wilder")
-                length = gr.Slider(1, MAX_LENGTH, value=400, step=1, label="Length (characters)")
-                with gr.Row():
-                    top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
-                    top_p = gr.Slider(0.01, 1, value=1, step=0.01, label="Top-p (1 = off)")
-                seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
-                gr.Examples([row for row in EXAMPLES if row[0] in MODEL_NAMES],
-                            inputs=[model, prompt], label="Prompts")
-            with gr.Column(scale=2, min_width=300):
-                with gr.Row():
-                    run = gr.Button("Generate", variant="primary", elem_id="text-run")
-                    run_compare = gr.Button("Compare temperatures", elem_id="text-compare")
-                    run_dist = gr.Button("See the distribution", elem_id="text-dist")
-                    stop = gr.Button("Stop", variant="stop")
-                status = gr.Markdown("", elem_id="text-status")
-                with gr.Tabs() as views:
-                    with gr.Tab("Generated text", id="text-out"):
-                        output = gr.Textbox(label="Generated text", lines=10, max_lines=30,
-                                            interactive=False, buttons=["copy"],
-                                            elem_id="text-output")
-                        colours = gr.HTML(label="coloured by probability", elem_id="text-colours")
-                    with gr.Tab("Compare temperatures", id="text-compare-tab"):
-                        columns = [gr.Textbox(label=f"temperature {t}", lines=6, max_lines=20,
-                                              interactive=False, elem_id=f"text-t{i}")
-                                   for i, t in enumerate(COMPARE_TEMPERATURES)]
-                    with gr.Tab("Next-character distribution", id="text-dist-tab"):
-                        plot = gr.Plot(label="next character", elem_id="text-plot")
-                gr.Markdown(EXPLAIN)
-        for button, view in ((run, "text-out"), (run_compare, "text-compare-tab"),
-                             (run_dist, "text-dist-tab")):
-            button.click(lambda view=view: gr.Tabs(selected=view), None, views, queue=False,
-                         api_visibility="private")
-        # .input: only a person's choice resets the prompt (an example sets both at once)
-        model.input(example_prompt, model, prompt, api_name="text_example_prompt", queue=False)
-        event = run.click(generate, [model, prompt, temperature, length, top_k, top_p, seed],
-                          [output, colours, status], api_name="text_generate")
-        cmp_event = run_compare.click(compare, [model, prompt, length, top_k, top_p, seed],
-                                      [*columns, status], api_name="text_compare")
-        run_dist.click(distribution, [model, prompt, temperature, top_k, top_p], [plot, status],
-                       api_name="text_distribution")
-        stop.click(lambda: "Stopped.", None, status, cancels=[event, cmp_event],
-                   api_name="text_stop", queue=False)
+def build(ctx: TabContext) -> None:
+    gr.Markdown("### Temperature text sampling\nCharacter-level language models trained by "
+                "the studio; the *temperature* decides between safe and surprising. Pick a "
+                "model, write a prompt, press **Generate**.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            model = gr.Dropdown(MODEL_NAMES, value=DEFAULT_MODEL, label="Model",
+                                info="the corpus it learned from")
+            prompt = gr.Textbox(PROMPTS.get(DEFAULT_MODEL, ""), label="Prompt", lines=3,
+                                max_lines=12, info="any text; empty starts a new line")
+            temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature",
+                                    info="0 = always the likeliest character; 1 = the model "
+                                         "as trained; above 1 = wilder")
+            length = gr.Slider(1, MAX_LENGTH, value=400, step=1, label="Length (characters)")
+            with gr.Row():
+                top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
+                top_p = gr.Slider(0.01, 1, value=1, step=0.01, label="Top-p (1 = off)")
+            seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
+            gr.Examples([row for row in EXAMPLES if row[0] in MODEL_NAMES],
+                        inputs=[model, prompt], label="Prompts")
+        with gr.Column(scale=2, min_width=300):
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="text-run")
+                run_compare = gr.Button("Compare temperatures", elem_id="text-compare")
+                run_dist = gr.Button("See the distribution", elem_id="text-dist")
+                stop = gr.Button("Stop", variant="stop")
+            status = gr.Markdown("", elem_id="text-status")
+            with gr.Tabs() as views:
+                with gr.Tab("Generated text", id="text-out"):
+                    output = gr.Textbox(label="Generated text", lines=10, max_lines=30,
+                                        interactive=False, buttons=["copy"],
+                                        elem_id="text-output")
+                    colours = gr.HTML(label="coloured by probability", elem_id="text-colours")
+                with gr.Tab("Compare temperatures", id="text-compare-tab"):
+                    columns = [gr.Textbox(label=f"temperature {t}", lines=6, max_lines=20,
+                                          interactive=False, elem_id=f"text-t{i}")
+                               for i, t in enumerate(COMPARE_TEMPERATURES)]
+                with gr.Tab("Next-character distribution", id="text-dist-tab"):
+                    plot = gr.Plot(label="next character", elem_id="text-plot")
+            gr.Markdown(EXPLAIN)
+    for button, view in ((run, "text-out"), (run_compare, "text-compare-tab"),
+                         (run_dist, "text-dist-tab")):
+        button.click(lambda view=view: gr.Tabs(selected=view), None, views, queue=False,
+                     api_visibility="private")
+    # .input: only a person's choice resets the prompt (an example sets both at once)
+    model.input(example_prompt, model, prompt, api_name="text_example_prompt", queue=False)
+    event = run.click(generate, [model, prompt, temperature, length, top_k, top_p, seed],
+                      [output, colours, status], api_name="text_generate")
+    cmp_event = run_compare.click(compare, [model, prompt, length, top_k, top_p, seed],
+                                  [*columns, status], api_name="text_compare")
+    run_dist.click(distribution, [model, prompt, temperature, top_k, top_p], [plot, status],
+                   api_name="text_distribution")
+    stop.click(lambda: "Stopped.", None, status, cancels=[event, cmp_event],
+               api_name="text_stop", queue=False)

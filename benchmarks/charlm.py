@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from benchmarks import Row, row
 from models.charlm import CharGPT, CharSampler
 from models.hub import WEIGHTS_DIR, from_pretrained
 
@@ -25,7 +26,7 @@ def timed(sampler: CharSampler, ids, temps, use_cache=True) -> tuple[float, floa
     return time.perf_counter() - t, first
 
 
-def run() -> list[tuple[str, str, str, str]]:
+def run() -> list[Row]:
     rows = []
     for folder, prompt in PROMPTS.items():
         if not (WEIGHTS_DIR / folder / "config.json").is_file():
@@ -41,15 +42,15 @@ def run() -> list[tuple[str, str, str, str]]:
         five_naive, _ = timed(sampler, ids, [0.2, 0.5, 0.7, 1.0, 1.5], use_cache=False)
         block = sampler.config.block_size
         rows += [
-            ("text", f"{folder}: one stream, {LENGTH} chars, KV cache",
+            row("charlm", f"{folder}: one stream, {LENGTH} chars, KV cache",
              f"{LENGTH / cached:.0f} chars/s",
              f"recomputing the context (up to {block} chars) per step: {LENGTH / naive:.0f} "
              f"chars/s; **{naive / cached:.1f}x** faster (goal 5x)"),
-            ("text", f"{folder}: five temperatures batched, {LENGTH} chars each",
+            row("charlm", f"{folder}: five temperatures batched, {LENGTH} chars each",
              f"{5 * LENGTH / five:.0f} chars/s",
              f"{five:.2f} s for all five; recomputing: {five_naive:.2f} s "
              f"({five_naive / five:.1f}x)"),
-            ("text", f"{folder}: time to the first character", f"{first * 1000:.0f} ms",
+            row("charlm", f"{folder}: time to the first character", f"{first * 1000:.0f} ms",
              f"model load (first use) {load * 1000:.0f} ms; goal under 300 ms"),
         ]
     return rows

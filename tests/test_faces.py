@@ -1,18 +1,23 @@
-"""DCGAN, the face classifier and the latent arithmetic: shapes, maths, training, shipped models."""
+"""Face arithmetic: the DCGAN, the face classifier and the latent arithmetic (shapes, maths,
+training, measuring, the shipped models) and the tab through gradio_client."""
 from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
+from gradio_client.exceptions import AppError
+from PIL import Image
 
-from models.dcgan import (PRESETS, DCGANConfig, Discriminator, FaceAttrConfig, FaceAttributes,
+from models.faces import (PRESETS, DCGANConfig, Discriminator, FaceAttrConfig, FaceAttributes,
                           Generator, arithmetic, attribute_directions, generate, hits, latents,
                           load_directions, matches, move_along, neighbours, pick_groups, sides,
                           slerp, to_uint8)
 from models.hub import WEIGHTS_DIR, from_pretrained
+from tabs.faces import AVAILABLE as FACES
 
 DCGAN = WEIGHTS_DIR / "dcgan-faces"
 CLASSIFIER = WEIGHTS_DIR / "face-attributes"
@@ -124,24 +129,27 @@ def test_moves_keep_the_other_attributes_on_their_side():
         assert side * float(v @ dirs3[k]) >= -1e-6, k
 
 
-def test_sliders_card_section_on_tiny_models(tmp_path):
+class Projections:
+    """A stand-in classifier whose readings vary from face to face (tiny random generators)."""
+    config = FaceAttrConfig()
+
+    def __init__(self, G):
+        with torch.no_grad():
+            self.mean_face = G(torch.zeros(1, G.config.nz))
+        self.w = torch.randn(3, 3 * 64 * 64, generator=torch.Generator().manual_seed(2))
+
+    def probabilities(self, x):
+        return torch.sigmoid(100 * (x - self.mean_face).flatten(1) @ self.w.T)
+
+
+def test_slider_measure_and_figure_on_tiny_models(tmp_path):
     """The card's sliders measure and figure run end to end (tiny random models): a row per
     attribute and one for women given glasses, each with a plain and a kept move."""
-    from train.face_card import SLIDERS_BEGIN, SLIDERS_END, figure_sliders, slider_rates, sliders_section
+    from train.faces import cosines, figure_sliders, slider_rates
 
     torch.manual_seed(0)
     G = Generator(DCGANConfig(ngf=8)).eval()
-    with torch.no_grad():
-        mean_face = G(torch.zeros(1, 100))
-
-    class Projections:   # a stand-in classifier whose readings vary from face to face
-        config = FaceAttrConfig()
-        w = torch.randn(3, 3 * 64 * 64, generator=torch.Generator().manual_seed(2))
-
-        def probabilities(self, x):
-            return torch.sigmoid(100 * (x - mean_face).flatten(1) @ self.w.T)
-
-    clf = Projections()
+    clf = Projections(G)
     names = clf.config.attributes
     g = torch.Generator().manual_seed(1)
     dirs = {n: v / v.norm() for n, v in zip(names, torch.randn(len(names), 100, generator=g))}
@@ -155,10 +163,10 @@ def test_sliders_card_section_on_tiny_models(tmp_path):
             assert 0 <= r[kind]["gained"] <= 1 and len(r[kind]["others_kept"]) == len(names) - 1
     drawn = figure_sliders(G, clf, dirs, tmp_path / "sliders.png", per=2)
     assert drawn == (tmp_path / "sliders.png").is_file()
-    text = sliders_section(rates, dirs, drawn)
-    assert text.startswith(SLIDERS_BEGIN) and text.endswith(SLIDERS_END)
-    assert text.count("| keeping the others |") == len(rates) and "points towards" in text
-    assert ("![sliders](sliders.png)" in text) == drawn
+    top = cosines(dirs)
+    assert top[0]["a"] in ("Male", "Eyeglasses") and top[0]["cosine"] == pytest.approx(
+        float(dirs["Male"] @ dirs["Eyeglasses"]))
+    assert [abs(c["cosine"]) for c in top] == sorted((abs(c["cosine"]) for c in top), reverse=True)
 
 
 def test_preset_picks_are_the_surest_faces_and_fall_back_to_lower_confidence():
@@ -177,7 +185,7 @@ def test_preset_picks_are_the_surest_faces_and_fall_back_to_lower_confidence():
 
 
 def test_balanced_sampling_weights_equalise_the_groups():
-    from train.dcgan import balance_weights
+    from train.faces import balance_weights
 
     names = ["Eyeglasses", "Male", "Smiling"]
     rng = np.random.default_rng(0)
@@ -195,18 +203,33 @@ def test_balanced_sampling_weights_equalise_the_groups():
 
 
 def test_tiny_training_runs_and_resumes(tmp_path):
-    from train.dcgan import main
+    from train.faces import main
 
-    main(["--tiny", "--out", str(tmp_path / "g"), "--run-dir", str(tmp_path / "run")])
+    main(["dcgan", "--tiny", "--out", str(tmp_path / "g"), "--run-dir", str(tmp_path / "run")])
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2]
     assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in log)
     assert (tmp_path / "run" / "samples_002.png").is_file()
     G = from_pretrained(Generator, tmp_path / "g")
     assert G.config.ngf == 8
-    main(["--tiny", "--epochs", "3", "--out", str(tmp_path / "g"), "--run-dir", str(tmp_path / "run")])
+    training = json.loads((tmp_path / "g" / "config.json").read_text())["training"]
+    assert training["phases"] == [dict(first=1, last=2, batch_size=16, bf16=False, balanced=False)]
+    assert training["command"].startswith("python -m train.faces dcgan --tiny")
+    assert training["device"] == "cpu" and training["hardware"]
+    assert (tmp_path / "g" / "attribute_directions.safetensors").is_file()   # the tab needs it
+    main(["dcgan", "--tiny", "--epochs", "3", "--out", str(tmp_path / "g"), "--run-dir", str(tmp_path / "run")])
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3]
+
+
+def test_tiny_classifier_trains_and_measures(tmp_path):
+    from train.faces import main, measure
+
+    main(["classifier", "--tiny", "--out", str(tmp_path / "c")])
+    metrics = measure(tmp_path / "c")
+    assert set(metrics["held_out"]) == set(FaceAttrConfig().attributes) | {"Young", "Blond_Hair"}
+    assert metrics["test_identities"] == 40 and metrics["train_images"] + metrics["test_images"] == 6000
+    assert json.loads((tmp_path / "c" / "metrics.json").read_text()) == metrics
 
 
 # ---------------------------------------------------------------- the shipped checkpoints
@@ -219,14 +242,14 @@ shipped = pytest.mark.skipif(not (DCGAN / "README.md").is_file() or
 @pytest.mark.skipif(not (CLASSIFIER / "README.md").is_file(), reason="no shipped classifier")
 def test_classifier_on_identities_it_never_saw():
     from train.data import load_celeba
-    from train.faceattr import split
+    from train.faces import split
 
     celeba = load_celeba()
     clf = from_pretrained(FaceAttributes, CLASSIFIER)
     _, test_idx = split(celeba["identity"])
     x = torch.from_numpy(celeba["images"][test_idx]).permute(0, 3, 1, 2).float() / 127.5 - 1
     p = clf.probabilities(x)
-    card = json.loads((CLASSIFIER / "metrics.json").read_text())
+    card = json.loads((CLASSIFIER / "metrics.json").read_text())["held_out"]
     for j, name in enumerate(clf.config.attributes):
         truth = celeba["attrs"][test_idx, celeba["attr_names"].index(name)] > 0
         accuracy = float(((p[:, j] > 0.5).numpy() == truth).mean())
@@ -242,18 +265,15 @@ def test_shipped_dcgan_card_and_the_tabs_preset_results():
     on seeds 0-19, lands on the target about as often as the card says (it measured 200 seeds),
     far more often than a random face is the target."""
     metrics = json.loads((DCGAN / "metrics.json").read_text())
-    readme = (DCGAN / "README.md").read_text()
-    assert f"{metrics['fid_2k']:.1f}" in readme
     for f in DCGAN.iterdir():
         assert f.stat().st_size < 10_000_000, f
     from tabs import faces
 
-    studio = faces.STUDIO.get()
-    names = studio.clf.config.attributes
+    studio = faces.pipeline()
+    names = studio.attributes
     for title in ("smiling woman - neutral woman + neutral man", "smiling man - neutral man + neutral woman"):
         card = metrics["arithmetic_tab_picks"][title]
         prior = metrics["arithmetic"][title]["prior"]
-        assert f"| {title} | **{card['latent']:.0%}** |" in readme
         assert card["latent"] > 2 * prior
         results = []
         for seed in range(20):
@@ -291,6 +311,86 @@ def test_glasses_slider_keeps_women_women_on_the_shipped_generator():
     assert (q_kept[:, male] < 0.5).float().mean() > 0.7, "most women must stay women"
     # the card reports the same measure (300 women, seed 11) in its sliders' section
     women = json.loads((DCGAN / "metrics.json").read_text())["sliders"]["rates"]["Eyeglasses (women)"]
-    readme = (DCGAN / "README.md").read_text()
-    assert f"keeping the others, {women['kept']['others_kept']['Male']:.0%} stay women" in readme
     assert women["kept"]["others_kept"]["Male"] > 0.7 > women["plain"]["others_kept"]["Male"]
+
+
+# ---------------------------------------------------------------- the tab, through gradio_client
+
+pytestmark_faces = pytest.mark.skipif(not FACES, reason="no face checkpoints in weights/")
+
+@pytestmark_faces
+def test_faces_gallery_is_fixed_by_the_seed(client):
+    first, status = client.predict(11, api_name="/faces_gallery")
+    again, _ = client.predict(11, api_name="/faces_gallery")
+    other, _ = client.predict(12, api_name="/faces_gallery")
+    assert "seed 11" in status
+    im = Image.open(first)
+    assert im.format == "PNG" and im.size == (8 * 98 - 2, 8 * 98 - 2)   # 8x8 faces of 96 px
+    same = [Image.open(x).tobytes() for x in (first, again, other)]
+    assert same[0] == same[1] != same[2]
+
+
+@pytestmark_faces
+def test_faces_arithmetic_edit_interpolate(client):
+    ga, gb, gc, result, around, pixel, status = client.predict(
+        11, "1, 2, 3", "#4 5 6", "7", 0.25, api_name="/faces_arithmetic")
+    assert [Image.open(g).size[0] for g in (ga, gb, gc)] == [3 * 98 - 2, 3 * 98 - 2, 96]
+    assert Image.open(result).size == (256, 256) and Image.open(pixel).size == (256, 256)
+    assert Image.open(around).size == (4 * 98 - 2, 2 * 98 - 2)
+    assert status.startswith("Group C has one face") and "classifier reads" in status
+    before, after, status = client.predict(11, 3, 0, 0, 0, 0, 0, True, api_name="/faces_edit")
+    assert Image.open(before).tobytes() == Image.open(after).tobytes()  # no shift, same face
+    _, moved, status = client.predict(11, 3, 6, 0, 0, 0, 0, True, api_name="/faces_edit")
+    assert Image.open(moved).tobytes() != Image.open(before).tobytes() and "Face #3" in status
+
+
+def reading(status: str) -> dict[str, float]:
+    """The classifier's reading in an edit's status: {'male': 0.03, 'glasses': 0.97, ...}."""
+    text = status.split("reads the edited face as:")[1].split(".")[0]
+    return {m[0].strip(): float(m[1]) / 100 for m in re.findall(r"([a-z ]+) (\d+)%", text)}
+
+
+@pytestmark_faces
+def test_faces_glasses_for_a_woman_keep_her_a_woman(client):
+    """The glasses direction is tied to 'male'; with 'keep the other attributes' (the default)
+    a woman gets glasses and stays a woman; without it she is pushed across to 'male'."""
+    for face in range(40):   # the first woman without glasses among seed 11's faces
+        now = reading(client.predict(11, face, 0, 0, 0, 0, 0, True, api_name="/faces_edit")[2])
+        if now["male"] < 0.2 and now["glasses"] < 0.2:
+            break
+    else:
+        pytest.fail("no woman without glasses among the first 40 faces")
+    kept = client.predict(11, face, 0, 6, 0, 0, 0, True, api_name="/faces_edit")[2]
+    plain = client.predict(11, face, 0, 6, 0, 0, 0, False, api_name="/faces_edit")[2]
+    assert "Held on their side: " in kept and "male (no)" in kept and "Held" not in plain
+    assert reading(kept)["glasses"] > 0.5 and reading(kept)["male"] < 0.5
+    assert reading(plain)["glasses"] > 0.5
+    # the checkbox may be left out through the API (it defaults to on)
+    assert client.predict(11, face, 0, 6, 0, 0, 0, api_name="/faces_edit")[2] == kept
+    strip, gif, status = client.predict(11, 3, 9, 6, api_name="/faces_interpolate")
+    assert Image.open(strip).size == (6 * 64, 64)
+    animation = Image.open(gif)
+    assert animation.format == "GIF" and animation.n_frames == 10   # there and back
+
+
+@pytestmark_faces
+@pytest.mark.parametrize("args,message", [
+    ((11, "", "1", "2", 0.2), "Group A is empty"),
+    ((11, "1", "2, x", "2", 0.2), "'x' is not a face number"),
+    ((11, "1", "2", "999", 0.2), "face 999 does not exist"),
+    ((11, "1", "2", "3", 50), "greater than maximum"),
+    ((11, "1", "2", "3", -1), "less than minimum"),
+    ((-5, "1", "2", "3", 0.2), "less than minimum"),
+    ((2**40, "1", "2", "3", 0.2), "greater than maximum"),
+    ((11, ",".join(["1"] * 40), "2", "3", 0.2), "at most 32"),
+])
+def test_faces_bad_input(client, args, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name="/faces_arithmetic")
+    with pytest.raises(AppError, match="greater than maximum"):
+        client.predict(11, 3, 500, 0, 0, 0, 0, True, api_name="/faces_edit")
+    with pytest.raises(AppError, match="must be true or false"):
+        client.predict(11, 3, 1, 0, 0, 0, 0, "maybe", api_name="/faces_edit")
+    with pytest.raises(AppError, match="not in the list of choices"):  # Gradio checks dropdowns
+        client.predict(11, "frowning dog", api_name="/faces_pick")
+    assert "seed 11" in client.predict(11, api_name="/faces_gallery")[1]

@@ -1,20 +1,22 @@
-"""DCGAN for 64x64 faces (Radford et al., 2015), a face-attribute classifier, and the latent
-arithmetic of the paper: averaged group vectors, A - B + C, spherical interpolation, attribute
-directions.
+"""Face arithmetic: a DCGAN for 64x64 faces (Radford et al., 2015), a face-attribute
+classifier that reads its faces, and the paper's latent arithmetic (averaged group vectors,
+A - B + C, spherical interpolation, attribute directions), served by :class:`FacePipeline`.
 
-    G = from_pretrained(Generator, "weights/dcgan-faces")
-    z = latents(64, generator(0))            # (64, 100) from N(0, I), seeded per request
-    faces = to_uint8(G(z))                   # (64, 64, 64, 3) uint8
+    faces = FacePipeline.from_pretrained()
+    gallery = faces.gallery(seed=0)          # (64, 64, 64, 3) uint8, the same for a seed
+    result = faces.arithmetic(0, [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from .runtime import bf16_cpu
+from .hub import from_pretrained, resolve
+from .runtime import bf16_cpu, device, generator as seeded
 
 
 @dataclass
@@ -202,8 +204,11 @@ def attribute_directions(z: torch.Tensor, probs: torch.Tensor, names: list[str],
     return out
 
 
+DIRECTIONS = "attribute_directions.safetensors"   # beside the generator's weights
+
+
 def load_directions(path) -> dict[str, torch.Tensor]:
-    """The attribute directions saved with a generator's card (fp32, one unit vector each)."""
+    """The attribute directions exported beside a generator (fp32, one unit vector each)."""
     from safetensors.torch import load_file
 
     return {k: v.float() for k, v in load_file(str(path)).items()}
@@ -219,9 +224,8 @@ def move_along(z: torch.Tensor, shifts: dict[str, float], directions: dict[str, 
                keep: dict[str, bool] | None = None) -> tuple[torch.Tensor, list[str]]:
     """``z`` (nz,) moved by ``shifts[name]`` along each attribute's unit direction.
 
-    The directions are entangled: in a generator that saw few women with glasses, the glasses
-    direction also points towards "male" (cosine 0.72 in the shipped one), so adding glasses to
-    a woman turns her into a man. ``keep`` (attribute -> whether the face has it now, as the
+    The directions are entangled (in the shipped generator glasses also point towards "male"),
+    so a plain move can carry a face across other attributes. ``keep`` (attribute -> whether the face has it now, as the
     classifier reads it) holds those attributes on their side: each move loses its components
     along kept directions that point *away* from the face's side (projected out until none is
     left, the rest rescaled to unit length), and keeps the ones that point further in, where
@@ -313,3 +317,97 @@ def pick_groups(probs: torch.Tensor, names: list[str], preset: Preset, k: int = 
             score *= p if wanted else 1 - p
         chosen.append(found[score.argsort(descending=True)[:k]])
     return chosen
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+@dataclass
+class Arithmetic:
+    """A - B + C: the groups' faces, the result and its neighbours, the same sum on pixels."""
+    groups: list[np.ndarray]       # per group (n, 64, 64, 3) uint8
+    result: np.ndarray             # (64, 64, 3) uint8
+    neighbours: np.ndarray         # (8, 64, 64, 3) uint8
+    pixels: np.ndarray             # (64, 64, 3) uint8
+    reading: dict[str, float]      # the classifier's probabilities for the result
+
+
+@dataclass
+class Edit:
+    """A face before and after a move along attribute directions."""
+    before: np.ndarray             # (64, 64, 3) uint8
+    after: np.ndarray
+    reading: dict[str, float]      # of the edited face
+    held: dict[str, bool]          # attributes a move was turned away from -> the face's side
+    missing: list[str]             # attributes asked for that have no direction
+
+
+@dataclass
+class FacePipeline:
+    """The generator, the classifier that reads its faces, and the attribute directions exported
+    beside the generator. Every face is named by (seed, index): a seed's pool of latents is
+    drawn from its own generator, so the first 64 of 256 are the same 64 faces."""
+    G: Generator
+    clf: FaceAttributes
+    directions: dict[str, torch.Tensor]
+
+    @classmethod
+    def from_pretrained(cls, generator: str = "dcgan-faces", classifier: str = "face-attributes",
+                        progress: Callable[[float, str], None] | None = None) -> "FacePipeline":
+        report = progress or (lambda fraction, message: None)
+        report(0.3, "Loading the DCGAN generator")
+        G = from_pretrained(Generator, generator, device=device()).to(memory_format=torch.channels_last)
+        report(0.6, "Loading the face-attribute classifier")
+        clf = from_pretrained(FaceAttributes, classifier, device="cpu")
+        return cls(G, clf, load_directions(resolve(generator) / DIRECTIONS))
+
+    @property
+    def attributes(self) -> list[str]:
+        return self.clf.config.attributes
+
+    def pool(self, seed: int, n: int = 256) -> torch.Tensor:
+        return latents(n, seeded(seed), self.G.config.nz)
+
+    def images(self, z: torch.Tensor) -> torch.Tensor:
+        return generate(self.G, z, fast=True)
+
+    def read(self, images: torch.Tensor) -> dict[str, float]:
+        return {n: float(p) for n, p in zip(self.attributes, self.clf.probabilities(images)[0])}
+
+    def gallery(self, seed: int, n: int = 64) -> np.ndarray:
+        return to_uint8(self.images(self.pool(seed, n)))
+
+    def pick(self, seed: int, preset: Preset, n: int = 256) -> list[list[int]]:
+        """Three faces per group, chosen by the classifier among the seed's ``n``
+        (:func:`pick_groups`; ``LookupError`` names a group no face fits)."""
+        probs = self.clf.probabilities(self.images(self.pool(seed, n)))
+        return [g.tolist() for g in pick_groups(probs, self.attributes, preset)]
+
+    def arithmetic(self, seed: int, groups: list[list[int]], noise: float = 0.25) -> Arithmetic:
+        z = self.pool(seed)
+        members = [self.images(z[g]) for g in groups]
+        result = arithmetic(*(z[g] for g in groups))
+        around = neighbours(result, 8, noise, seeded(seed + 1))
+        faces = self.images(torch.cat([result[None], around]))
+        pixels = arithmetic(*members).clamp(-1, 1)[None]
+        out = to_uint8(faces)
+        return Arithmetic([to_uint8(m) for m in members], out[0], out[1:], to_uint8(pixels)[0],
+                          self.read(faces[:1]))
+
+    def edit(self, seed: int, face: int, shifts: dict[str, float], keep: bool = True) -> Edit:
+        """Face ``face`` of the seed moved by ``shifts`` (attribute -> distance) along the
+        directions, keeping the other attributes on their side if ``keep`` (:func:`move_along`)."""
+        z = self.pool(seed)[face]
+        wanted = {k: v for k, v in shifts.items() if v and k in self.directions}
+        missing = [k for k, v in shifts.items() if v and k not in self.directions]
+        before = self.images(z[None])
+        now = sides(self.clf.probabilities(before)[0], self.attributes) if keep else None
+        moved, held = move_along(z, wanted, self.directions, keep=now)
+        after = self.images(moved[None])
+        faces = to_uint8(torch.cat([before, after]))
+        return Edit(faces[0], faces[1], self.read(after), {k: now[k] for k in held}, missing)
+
+    def interpolate(self, seed: int, start: int, end: int, steps: int) -> np.ndarray:
+        """(steps, 64, 64, 3) uint8 faces along the great circle from one face to another."""
+        z = self.pool(seed)
+        return to_uint8(self.images(slerp(z[start], z[end], torch.linspace(0, 1, steps))))
