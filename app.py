@@ -12,10 +12,10 @@ import os
 
 import gradio as gr
 
-from tabs import charlm, deepdream, faces, style, vae, wavenet
+from tabs import charlm, deepdream, faces, pixelcnn, style, vae, wavenet
 from tabs.common import GROUPS, TabContext
 
-TECHNIQUES = [faces, vae, style, deepdream, charlm, wavenet]
+TECHNIQUES = [faces, vae, pixelcnn, style, deepdream, charlm, wavenet]
 
 HEADER = """
 # Generative Deep Learning Studio

@@ -1,4 +1,5 @@
-"""The one image-grid helper: many small images as one picture, for the tabs and the cards."""
+"""Image helpers shared by the techniques: the one image-grid helper (many small images as one
+picture, for the tabs and the cards) and any picture laid out like an MNIST digit."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -45,3 +46,35 @@ def grid(images: np.ndarray | Sequence[np.ndarray], cols: int, cell: int | None 
         draw.rectangle((x, y, x + 7 * len(text) + 4, y + 13), fill="white")
         draw.text((x + 2, y + 1), text, fill=30 if canvas.ndim == 2 else (30, 30, 30))
     return np.asarray(picture)
+
+
+def to_mnist_style(gray: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Any grey image (H, W) uint8 -> a 28x28 float image in [0, 1] laid out like MNIST:
+    light ink on black, the ink's bounding box scaled to fit 20x20, centred by its centre of
+    mass.  Returns the image and what was done (for the user)."""
+    notes = []
+    g = gray.astype(np.float32)
+    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+    if np.median(border) > 127:
+        g = 255.0 - g
+        notes.append("inverted (dark ink on a light background)")
+    g = np.where(g > 0.1 * g.max(), g, 0.0) if g.max() > 0 else g
+    ys, xs = np.nonzero(g > 0.25 * (g.max() or 1))
+    if len(ys) == 0:
+        raise ValueError("the picture is empty: draw or upload something with visible strokes")
+    crop = g[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    h, w = crop.shape
+    scale = 20.0 / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize((nw, nh), Image.LANCZOS),
+                       np.float32)
+    out = np.zeros((28, 28), np.float32)
+    total = small.sum() or 1.0
+    cy = (small.sum(1) * np.arange(nh)).sum() / total
+    cx = (small.sum(0) * np.arange(nw)).sum() / total
+    top = int(np.clip(round(14 - cy), 0, 28 - nh))
+    left = int(np.clip(round(14 - cx), 0, 28 - nw))
+    out[top:top + nh, left:left + nw] = small
+    if (h, w) != (28, 28):
+        notes.append(f"scaled from {gray.shape[1]}x{gray.shape[0]} to fit 20x20 inside 28x28")
+    return np.clip(out / max(out.max(), 1e-6), 0, 1), notes

@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .hub import from_pretrained, resolve
+from .images import to_mnist_style
 from .runtime import device, fast_bf16
 
 # pyplot is imported here, once: a first import from two request threads at the same time
@@ -188,40 +189,6 @@ def line_points(a: tuple[float, float], b: tuple[float, float], steps: int) -> n
     """Evenly spaced points from a to b (both ends included)."""
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     return (1 - t) * np.asarray(a, np.float32) + t * np.asarray(b, np.float32)
-
-
-def to_mnist_style(gray: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Any grey image (H, W) uint8 -> a 28x28 float image in [0, 1] laid out like MNIST:
-    light ink on black, the ink's bounding box scaled to fit 20x20, centred by its centre of
-    mass.  Returns the image and what was done (for the user)."""
-    from PIL import Image
-
-    notes = []
-    g = gray.astype(np.float32)
-    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
-    if np.median(border) > 127:
-        g = 255.0 - g
-        notes.append("inverted (dark ink on a light background)")
-    g = np.where(g > 0.1 * g.max(), g, 0.0) if g.max() > 0 else g
-    ys, xs = np.nonzero(g > 0.25 * (g.max() or 1))
-    if len(ys) == 0:
-        raise ValueError("the picture is empty: draw or upload something with visible strokes")
-    crop = g[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    h, w = crop.shape
-    scale = 20.0 / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize((nw, nh), Image.LANCZOS),
-                       np.float32)
-    out = np.zeros((28, 28), np.float32)
-    total = small.sum() or 1.0
-    cy = (small.sum(1) * np.arange(nh)).sum() / total
-    cx = (small.sum(0) * np.arange(nw)).sum() / total
-    top = int(np.clip(round(14 - cy), 0, 28 - nh))
-    left = int(np.clip(round(14 - cx), 0, 28 - nw))
-    out[top:top + nh, left:left + nw] = small
-    if (h, w) != (28, 28):
-        notes.append(f"scaled from {gray.shape[1]}x{gray.shape[0]} to fit 20x20 inside 28x28")
-    return np.clip(out / max(out.max(), 1e-6), 0, 1), notes
 
 
 class LatentMap:

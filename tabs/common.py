@@ -124,6 +124,20 @@ def to_rgb(im: Image.Image) -> tuple[Image.Image, str]:
     return converted, ("" if mode in ("L", "1") else f"{mode} image converted to RGB")
 
 
+def drawing_or_upload(sketch, upload, max_side: int = 1024) -> tuple[np.ndarray, list[str]]:
+    """A grey picture (H, W) uint8 from a sketchpad's composite, or, if nothing was drawn, from
+    an uploaded image; and notes on what was done to it."""
+    if isinstance(sketch, dict) and sketch.get("composite") is not None:
+        rgb, _ = to_rgb(Image.fromarray(np.asarray(sketch["composite"], dtype=np.uint8)))
+        gray = np.asarray(rgb.convert("L"))
+        if np.ptp(gray) > 0:  # a blank canvas is not a drawing
+            return gray, []
+    if not upload:
+        raise gr.Error("Draw something on the sketchpad, or upload an image.")
+    rgb, notes = read_image(upload, max_side)
+    return rgb.mean(-1).astype(np.uint8), notes
+
+
 def number(value: Any, name: str, lo: float, hi: float, *, integer: bool = False) -> float | int:
     """A finite number within [lo, hi], or a clear gr.Error."""
     try:

@@ -6,13 +6,12 @@ import math
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from models.hub import WEIGHTS_DIR
 from models.images import enlarge, grid as image_grid
 from models.vae import LATENTS, LatentExplorer, grid_points, line_points
 
-from .common import ImageInput, Lazy, TabContext, Technique, number, read_image, to_rgb
+from .common import ImageInput, Lazy, TabContext, Technique, drawing_or_upload, number
 
 TECHNIQUE = Technique("vae", "Latent grid", "images",
                       "A VAE's two-number code for every digit, explored like a map.")
@@ -115,18 +114,7 @@ def click_map(dataset, n, cx, cy, span, spacing, marks, evt: gr.SelectData):
 def encode(dataset, sketch, upload, marks, progress=gr.Progress()):
     """Encode a drawing (or, if no drawing, an upload): reconstruction, z and notes."""
     ex = explorer(dataset, progress)
-    gray = None
-    if isinstance(sketch, dict) and sketch.get("composite") is not None:
-        rgb, _ = to_rgb(Image.fromarray(np.asarray(sketch["composite"], dtype=np.uint8)))
-        candidate = np.asarray(rgb.convert("L"))
-        if np.ptp(candidate) > 0:  # a blank canvas is not a drawing
-            gray = candidate
-    notes = []
-    if gray is None:
-        if not upload:
-            raise gr.Error("Draw something on the sketchpad, or upload an image.")
-        rgb, notes = read_image(upload, 1024)
-        gray = rgb.mean(-1).astype(np.uint8)
+    gray, notes = drawing_or_upload(sketch, upload)
     try:
         x, (z0, z1), more = ex.encode(gray)
     except ValueError as exc:

@@ -57,7 +57,8 @@ def test_the_registry_builds_one_landing_entry_and_one_tab_per_technique():
             assert f"start-{t.id}" not in elem_ids
 
 
-@pytest.mark.parametrize("technique", ["faces", "vae", "style", "deepdream", "charlm", "wavenet"])
+@pytest.mark.parametrize("technique", ["faces", "vae", "pixelcnn", "style", "deepdream", "charlm",
+                                       "wavenet"])
 def test_every_technique_has_the_five_files_and_a_history(technique):
     import app
 

@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from tabs.faces import AVAILABLE as FACES
+from tabs.pixelcnn import AVAILABLE as PIXELCNN
 from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
 from tests.conftest import ARTIFACTS
 
@@ -119,6 +120,20 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
     page.get_by_text("window z[0] -0.82..+0.82").first.wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "latent-grid.png"), full_page=True)
     assert not error_toasts(page)
+
+    # PixelCNN: the receptive fields on the first visit; four samples, written row by row
+    if PIXELCNN:
+        open_technique(page, "pixelcnn")
+        panel = page.locator("#pixelcnn-panel")
+        panel.get_by_role("tab", name="Receptive field and blind spot").click()
+        page.locator("#pixelcnn-rf-status").get_by_text("row 14, column 14").wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "pixelcnn-receptive-field.png"), full_page=True)
+        panel.get_by_role("tab", name="Sample").click()
+        set_number(panel, "Number of images", "4")
+        page.get_by_role("button", name="Sample").click()
+        page.locator("#pixelcnn-status").get_by_text("Done: 4 images").wait_for(timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "pixelcnn-samples.png"), full_page=True)
+        assert not error_toasts(page)
 
     # style transfer: an example at a small size, run to the end
     open_technique(page, "style")

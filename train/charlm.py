@@ -25,7 +25,8 @@ import torch
 from models.charlm import CharGPT, CharLMConfig, CharSampler
 from models.hub import from_pretrained, save_pretrained
 
-from .common import Budget, RunDir, add_device_flag, command_line, hardware, hours, pick_device
+from .common import (Budget, RunDir, add_device_flag, command_line, hardware, hours,
+                     parse_or_measure, pick_device)
 from .data import TEXT_FILES, load_corpus
 
 
@@ -187,14 +188,9 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--minutes", type=float, default=0)
     p.add_argument("--tiny", action="store_true", help="a seconds-long run for tests")
-    p.add_argument("--measure", type=Path, metavar="FOLDER",
-                   help="measure an exported model: metrics.json")
-    args = p.parse_args(argv)
-    if args.measure:
-        print(json.dumps(measure(args.measure), indent=2))
+    args = parse_or_measure(p, argv, measure)
+    if args is None:
         return
-    if not args.out:
-        p.error("--out is required to train")
     if args.tiny:
         args.layers, args.heads, args.embd, args.block = 2, 2, 32, 32
         args.batch_size, args.eval_every, args.eval_windows, args.warmup = 8, 15, 20, 5

@@ -94,6 +94,21 @@ def hours(records: list[dict]) -> float:
     return sum(r.get("seconds", 0.0) for r in records) / 3600
 
 
+def parse_or_measure(parser, argv: list[str], measure) -> object | None:
+    """Parse a trainer's arguments, with ``--measure FOLDER``: that measures an exported model
+    (``measure(folder)`` writes metrics.json and figures), prints the metrics and returns None;
+    otherwise the arguments of a training run, which needs ``--out``."""
+    parser.add_argument("--measure", type=Path, metavar="FOLDER",
+                        help="measure an exported model: metrics.json and figures")
+    args = parser.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(args.measure), indent=2))
+        return None
+    if not args.out:
+        parser.error("--out is required to train")
+    return args
+
+
 def add_device_flag(parser) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto (a CUDA GPU when there is one), cpu, cuda or cuda:N")

@@ -28,8 +28,8 @@ from models.hub import from_pretrained, save_pretrained
 from models.images import grid
 from models.vae import LATENTS, ConvVAE, VAEConfig, grid_points, negative_elbo
 
-from .common import (Budget, RunDir, WeightAverage, add_device_flag, command_line, hardware, hours,
-                     pick_device)
+from .common import (Budget, RunDir, WeightAverage, add_device_flag, command_line, hardware,
+                     hours, parse_or_measure, pick_device)
 from .data import CLASS_NAMES, load_digits
 
 VAL_SIZE = 5000
@@ -257,14 +257,9 @@ def main(argv=None):
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with bf16 units)")
     p.add_argument("--tiny", action="store_true", help="2 epochs on 512 images (tests)")
-    p.add_argument("--measure", type=Path, metavar="FOLDER",
-                   help="measure an exported model: metrics.json and figures")
-    args = p.parse_args(argv)
-    if args.measure:
-        print(json.dumps(measure(args.measure), indent=2))
+    args = parse_or_measure(p, argv, measure)
+    if args is None:
         return
-    if not args.out:
-        p.error("--out is required to train")
     if args.tiny:
         args.epochs, args.channels, args.hidden = min(args.epochs, 2), (8, 16), 32
     args.command = command_line("train.vae", argv)
