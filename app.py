@@ -31,6 +31,11 @@ building up step by step; the models load the first time their tab is opened.
 CSS = """
 #studio-header h1 { margin-bottom: 0.2em; }
 .gdl-landing-row { align-items: center; }
+.gdl-sketch button[aria-label="Clear canvas"] { display: none; }
+/* a component's label and its buttons sit above its picture, never on it */
+.block:not(.gdl-sketch) > label[data-testid="block-label"].float { position: static !important; margin: 0 0 4px 0; }
+.block:not(.gdl-sketch) > .image-container:has(> .icon-button-wrapper.top-panel) { position: static !important; }
+.block:has(> .image-container > .icon-button-wrapper.top-panel) > label[data-testid="block-label"].float { max-width: calc(100% - 84px); }
 .gdl-landing-row p { margin: 0; }
 @media (max-width: 640px) { .gradio-container { padding: 4px !important; } }
 """ + "".join(getattr(module, "CSS", "") for module in TECHNIQUES)
@@ -38,11 +43,33 @@ CSS = """
 # a landing button also scrolls to the navigation: on a phone the tab would open mid-page
 TO_TOP = "() => { document.getElementById('studio-nav')?.scrollIntoView({block: 'start'}); }"
 
+# a sketchpad starts (and restarts after "clear") with no tool, so a drag, by mouse or touch,
+# drew nothing: whenever one shows its "select the draw tool" prompt, pick its brush (an eraser a
+# visitor chose is left alone: the prompt shows only when no tool is picked)
+BRUSH_FIRST = """
+<script>
+(() => {
+  let queued = false;
+  const arm = () => {
+    queued = false;
+    document.querySelectorAll('button[aria-label="Brush"]:not(.highlight)').forEach((b) => {
+      const editor = b.closest(".block");
+      if (editor && editor.innerText.includes("select the draw tool")) b.click();
+    });
+  };
+  new MutationObserver(() => {
+    if (!queued) { queued = true; requestAnimationFrame(arm); }
+  }).observe(document.documentElement, {childList: true, subtree: true});
+})();
+</script>
+"""
+
 LAUNCH_KWARGS = dict(
     # system fonts: no request leaves the server (classrooms behind firewalls, offline tests)
     theme=gr.themes.Soft(primary_hue="indigo", font=["ui-sans-serif", "system-ui", "sans-serif"],
                          font_mono=["ui-monospace", "monospace"]),
     css=CSS,
+    head=BRUSH_FIRST,
     max_file_size="25mb",
     show_error=True,
 )
@@ -78,7 +105,7 @@ def build() -> gr.Blocks:
                     with gr.Tabs() as inner:
                         for k, module in enumerate(members):
                             t = module.TECHNIQUE
-                            with gr.Tab(t.title, id=t.id, elem_id=f"{t.id}-panel") as tab:
+                            with gr.Tab(t.label, id=t.id, elem_id=f"{t.id}-panel") as tab:
                                 triggers = [tab.select, buttons[t.id].click]
                                 if k == 0:       # a group opens on its first technique
                                     triggers.append(group_tab.select)

@@ -161,12 +161,14 @@ def figure(audio: np.ndarray, rate: int, primer: int = 0, title: str = "") -> np
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update({"font.size": 12})       # readable when a phone scales the figure down
     t = np.arange(len(audio)) / rate
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.6), dpi=100, sharex=True,
                                       gridspec_kw=dict(height_ratios=[1, 2]))
     step = max(1, len(audio) // 8000)           # enough points to draw, not every sample
     top.plot(t[::step], audio[::step], lw=0.5, color="#4f46e5")
-    top.set_ylim(-1, 1)
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    top.set_ylim(-max(0.05, 1.15 * peak), max(0.05, 1.15 * peak))   # the signal, not +-1
     top.set_ylabel("amplitude")
     db, times, freqs = spectrogram(audio, rate)
     vmax = float(db.max()) if db.size else 0.0
@@ -178,9 +180,10 @@ def figure(audio: np.ndarray, rate: int, primer: int = 0, title: str = "") -> np
         for ax in (top, bottom):
             ax.axvspan(0, primer / rate, color="#22c55e", alpha=0.18, lw=0)
             ax.axvline(primer / rate, color="#16a34a", lw=1.2)
-        top.text(primer / rate / 2, 0.85, "primer", ha="center", fontsize=8, color="#166534")
+        top.text(primer / rate / 2, 0.85, "primer", ha="center", fontsize=10, color="#166534",
+                 transform=top.get_xaxis_transform())
     if title:
-        top.set_title(title, fontsize=10)
+        top.set_title(title, fontsize=12)
     fig.tight_layout()
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
@@ -195,6 +198,7 @@ def figure_rows(rows: list[tuple[np.ndarray, str]], rate: int, title: str = "") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update({"font.size": 12})
     specs = [spectrogram(audio, rate) for audio, _ in rows]
     vmax = max(float(db.max()) for db, _, _ in specs)
     fig, axes = plt.subplots(len(rows), 1, figsize=(8, 1.5 * len(rows) + 0.6), dpi=100,
@@ -203,11 +207,11 @@ def figure_rows(rows: list[tuple[np.ndarray, str]], rate: int, title: str = "") 
         ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=vmax - 80, vmax=vmax,
                   extent=(0, max(len(audio) / rate, 1e-3), 0, freqs[-1] / 1000))
         ax.set_ylabel("kHz")
-        ax.text(0.01, 0.93, label, transform=ax.transAxes, va="top", fontsize=9, color="white",
+        ax.text(0.01, 0.93, label, transform=ax.transAxes, va="top", fontsize=11, color="white",
                 bbox=dict(facecolor="black", alpha=0.55, lw=0, pad=2))
     axes[-1, 0].set_xlabel("time (s)")
     if title:
-        axes[0, 0].set_title(title, fontsize=10)
+        axes[0, 0].set_title(title, fontsize=12)
     fig.tight_layout()
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

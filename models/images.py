@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def enlarge(image: np.ndarray, size: int) -> np.ndarray:
@@ -20,11 +20,12 @@ def enlarge(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def grid(images: np.ndarray | Sequence[np.ndarray], cols: int, cell: int | None = None,
-         gap: int = 0, labels: Sequence | None = None, fill: int = 255) -> np.ndarray:
+         gap: int = 0, labels: Sequence | None = None, fill: int = 255,
+         label_size: int = 18) -> np.ndarray:
     """Images (N, H, W) grey or (N, H, W, 3) RGB (uint8, or floats without labels) side by
     side, ``cols`` to a row, each
     scaled to ``cell`` px (:func:`enlarge`), ``gap`` px of ``fill`` between them; with
-    ``labels``, each one's label in a white box in its top-left corner."""
+    ``labels``, each one's label (``label_size`` px) in a white box in its top-left corner."""
     images = [np.asarray(im) for im in images]
     if cell is not None:
         images = [enlarge(im, cell) for im in images]
@@ -40,11 +41,13 @@ def grid(images: np.ndarray | Sequence[np.ndarray], cols: int, cell: int | None 
         return canvas
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=label_size)
     for k, label in enumerate(labels):
         r, c = divmod(k, cols)
         x, y, text = c * (w + gap), r * (h + gap), str(label)
-        draw.rectangle((x, y, x + 7 * len(text) + 4, y + 13), fill="white")
-        draw.text((x + 2, y + 1), text, fill=30 if canvas.ndim == 2 else (30, 30, 30))
+        left, top, right, bottom = draw.textbbox((x + 3, y + 1), text, font=font)
+        draw.rectangle((x, y, right + 3, bottom + 3), fill="white")
+        draw.text((x + 3, y + 1), text, font=font, fill=30 if canvas.ndim == 2 else (30, 30, 30))
     return np.asarray(picture)
 
 

@@ -16,7 +16,8 @@ from models.runtime import generator, gpu
 from .common import Deadline, Lazy, TabContext, Technique, number, seed_value, sentence
 
 TECHNIQUE = Technique("charlm", "Text sampling", "sound",
-                      "Character-level transformers writing reviews and plays, hot or cold.")
+                      "Character-level transformers writing reviews and plays, hot or cold.",
+                      tab="Text")
 
 CHECKPOINTS = {  # label -> checkpoint folder under weights/ (or a hub id)
     "IMDB movie reviews": "charlm-imdb",
@@ -105,6 +106,12 @@ def show_char(ch: str) -> str:
     return {"\n": "\\n", " ": "space", "\t": "\\t"}.get(ch, ch)
 
 
+def streaming(prompt: str, text: str) -> str:
+    """The text so far, plain, where the coloured text will be."""
+    return (f'<div class="gdl-coloured"><span class="gdl-prompt">{html.escape(prompt)}</span>'
+            f'{html.escape(text)}</div>')
+
+
 def coloured(prompt: str, text: str, probs: list[float], probs_t1: list[float]) -> str:
     """The prompt in grey, then each sampled character on a background by its probability."""
     spans = [f'<span class="gdl-prompt">{html.escape(prompt)}</span>']
@@ -154,7 +161,7 @@ def generate(model_name, prompt, temperature, length, top_k, top_p, seed,
                 yield prompt + text, coloured(prompt, text, probs, probs_t1), status_line(notes, message)
                 return
             progress((step.index + 1) / length, desc=message)
-            yield prompt + text, gr.skip(), status_line(notes, message)
+            yield prompt + text, streaming(prompt, text), status_line(notes, message)
 
 
 @gpu(duration=60)
@@ -197,7 +204,8 @@ def distribution(model_name, prompt, temperature, top_k, top_p, progress=gr.Prog
     h1, ht = float(entropy(plain[None])), float(entropy(chosen[None]))
     order = torch.argsort(torch.maximum(plain, chosen), descending=True)[:15].tolist()
     labels = [show_char(sampler.config.chars[i]) for i in order]
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    plt.rcParams.update({"font.size": 12})      # readable when a phone scales the figure down
+    fig, ax = plt.subplots(figsize=(7, 3.4), dpi=100)
     xs = range(len(order))
     ax.bar([x - 0.2 for x in xs], [float(plain[i]) for i in order], width=0.4, color="#94a3b8",
            label=f"temperature 1 (entropy {h1:.2f} nats)")
@@ -208,10 +216,10 @@ def distribution(model_name, prompt, temperature, top_k, top_p, progress=gr.Prog
     ax.set_xticks(list(xs), labels)
     ax.set_ylabel("probability of the next character")
     tail = prompt[-20:].replace("\n", "\\n")
-    ax.set_title(f"after \u2026{tail!s}" if prompt else "at the start of a line", fontsize=10)
+    ax.set_title(f"after \u2026{tail!s}" if prompt else "at the start of a line", fontsize=12)
     top = max(float(plain.max()), float(chosen.max()))
     ax.set_ylim(0, min(1.0, top * 1.3 + 0.02))
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=10, loc="upper right")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     plt.close(fig)
@@ -249,12 +257,11 @@ def build(ctx: TabContext) -> None:
                                     info="0 = always the likeliest character; 1 = the model "
                                          "as trained; above 1 = wilder")
             length = gr.Slider(1, MAX_LENGTH, value=400, step=1, label="Length (characters)")
-            with gr.Row():
-                top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
-                top_p = gr.Slider(0.01, 1, value=1, step=0.01, label="Top-p (1 = off)")
-            seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
-            gr.Examples([row for row in EXAMPLES if row[0] in MODEL_NAMES],
-                        inputs=[model, prompt], label="Prompts")
+            with gr.Accordion("Top-k, top-p, seed", open=False):   # short, so on a phone the
+                with gr.Row():                                       # buttons come soon
+                    top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
+                    top_p = gr.Slider(0.01, 1, value=1, step=0.01, label="Top-p (1 = off)")
+                seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
         with gr.Column(scale=2, min_width=300):
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="text-run")
@@ -263,17 +270,19 @@ def build(ctx: TabContext) -> None:
                 stop = gr.Button("Stop", variant="stop")
             status = gr.Markdown("", elem_id="text-status")
             with gr.Tabs() as views:
-                with gr.Tab("Generated text", id="text-out"):
-                    output = gr.Textbox(label="Generated text", lines=10, max_lines=30,
-                                        interactive=False, buttons=["copy"],
-                                        elem_id="text-output")
+                with gr.Tab("Text", id="text-out"):
+                    # one view of the text: streamed plain, then coloured by probability (the
+                    # plain text is the API's first output)
+                    output = gr.Textbox(label="Generated text", visible=False, elem_id="text-output")
                     colours = gr.HTML(label="coloured by probability", elem_id="text-colours")
-                with gr.Tab("Compare temperatures", id="text-compare-tab"):
+                with gr.Tab("Compare", id="text-compare-tab"):
                     columns = [gr.Textbox(label=f"temperature {t}", lines=6, max_lines=20,
                                           interactive=False, elem_id=f"text-t{i}")
                                for i, t in enumerate(COMPARE_TEMPERATURES)]
-                with gr.Tab("Next-character distribution", id="text-dist-tab"):
+                with gr.Tab("Distribution", id="text-dist-tab"):
                     plot = gr.Plot(label="next character", elem_id="text-plot")
+            gr.Examples([row for row in EXAMPLES if row[0] in MODEL_NAMES],
+                        inputs=[model, prompt], label="Prompts")
             gr.Markdown(EXPLAIN)
     for button, view in ((run, "text-out"), (run_compare, "text-compare-tab"),
                          (run_dist, "text-dist-tab")):

@@ -28,9 +28,14 @@ GROUPS = {"images": "Images", "art": "Art", "sound": "Text & sound"}
 class Technique:
     """What a tab module declares to the registry (``app.TECHNIQUES``) as ``TECHNIQUE``."""
     id: str           # the module's name in models/, tabs/, train/, tests/, benchmarks/, docs/
-    title: str        # its tab's label
+    title: str        # its name on the landing view
     group: str        # a key of GROUPS
     summary: str      # one line for the landing view
+    tab: str = ""     # its tab's label, short enough that a group's tabs fit a phone (or title)
+
+    @property
+    def label(self) -> str:
+        return self.tab or self.title
 
 
 @dataclass
@@ -122,6 +127,25 @@ def to_rgb(im: Image.Image) -> tuple[Image.Image, str]:
         return Image.alpha_composite(white, rgba).convert("RGB"), note
     converted = im.convert("RGB")
     return converted, ("" if mode in ("L", "1") else f"{mode} image converted to RGB")
+
+
+BLACK_CANVAS = np.zeros((280, 280, 3), np.uint8)
+
+
+def blank_canvas() -> dict:
+    """A sketchpad's value with nothing drawn: the black canvas (also its "clear" button)."""
+    return {"background": BLACK_CANVAS, "layers": [], "composite": BLACK_CANVAS}
+
+
+def DigitSketchpad(**kwargs) -> gr.Sketchpad:
+    """A 280 x 280 sketchpad laid out as the digit models see their data: a white brush on a
+    black canvas (the brush is picked whenever none is: app.BRUSH_FIRST; the tab's own clear
+    button gives the black canvas back, Gradio's would leave a white one)."""
+    kwargs.setdefault("label", "Draw here")
+    kwargs.setdefault("show_label", False)     # its toolbar and canvas would cover the label
+    return gr.Sketchpad(value=blank_canvas(), type="numpy", canvas_size=(280, 280), height=340,
+                        brush=gr.Brush(default_size=20, colors=["#ffffff"], color_mode="fixed"),
+                        layers=False, elem_classes="gdl-sketch", **kwargs)
 
 
 def drawing_or_upload(sketch, upload, max_side: int = 1024) -> tuple[np.ndarray, list[str]]:

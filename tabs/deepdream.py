@@ -135,10 +135,10 @@ def dream_zoom(image, layers, weights_text, octave_scale, step_size, max_loss, j
                 lambda stop: zoom_stream(pipeline, picture, settings, frames, zoom, generator=gen,
                                          should_stop=stop), notes, progress):
             if update is None:
-                yield None, status, None
+                yield None, status, gr.skip()
                 continue
             shots.append(Image.fromarray(update.image))
-            gif = None
+            gif = gr.skip()
             if update.done:
                 gif = f"{folder}/zoom.gif"
                 shots[0].save(gif, save_all=True, append_images=shots[1:], duration=180, loop=0)
@@ -157,9 +157,18 @@ def build(ctx: TabContext) -> None:
                 "pyramid (Mordvintsev et al., 2015). Pick an image and a preset, press **Dream**.")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
-            image = ImageInput(label="Image", height=320)
+            # the picture, the preset, the button and the dream; the knobs in the other column
+            # (below, on a phone)
+            image = ImageInput(label="Image", height=280, render=False)
             gr.Examples(EXAMPLES, inputs=[image], label="Example photos (scikit-image)")
+            image.render()
             preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
+            run, stop, status = run_controls("Dream", "deepdream")
+            output = gr.Image(label="Dream", format="png", type="numpy", interactive=False,
+                              buttons=["download", "fullscreen"], height=480)
+            animation = gr.Image(label="Zoom animation (GIF)", type="filepath", visible=False,
+                                 interactive=False, buttons=["download"], height=300)
+        with gr.Column(scale=1, min_width=300):
             layers = gr.CheckboxGroup(LAYERS, value=list(default), label="Layers to amplify",
                                       info="early = textures, late = eyes, dogs, buildings")
             with gr.Row():
@@ -192,12 +201,6 @@ def build(ctx: TabContext) -> None:
                     zoom = gr.Slider(1.01, 1.5, value=1.06, step=0.01, label="Zoom per frame")
                     frame_steps = gr.Slider(1, 20, value=5, step=1, label="Steps per frame")
                 zoom_run = gr.Button("Dream a zoom")
-        with gr.Column(scale=1, min_width=300):
-            run, stop, status = run_controls("Dream", "deepdream")
-            output = gr.Image(label="Dream", format="png", type="numpy", interactive=False,
-                              buttons=["download", "fullscreen"], height=480)
-            animation = gr.Image(label="Zoom animation (GIF)", type="filepath",
-                                 interactive=False, buttons=["download"], height=300)
             gr.Markdown(EXPLAIN)
     preset.change(apply_preset, preset, [layers, weights], api_name="deepdream_preset",
                   queue=False)
@@ -208,5 +211,8 @@ def build(ctx: TabContext) -> None:
         dream_zoom, [image, layers, weights, octave_scale, step_size, max_loss, jitter, tile,
                      channel, size, seed, frames, zoom, frame_steps], [output, status, animation],
         api_name="deepdream_zoom", concurrency_id=HEAVY, concurrency_limit=1)
+    # the animation's box appears with its first animation (it would sit empty under the dream)
+    zoom_event.success(lambda: gr.Image(visible=True), None, animation, queue=False,
+                       api_visibility="private")
     stop.click(lambda: "Stopped: the picture shows the last finished step.", None, status,
                cancels=[event, zoom_event], api_name="deepdream_stop", queue=False)

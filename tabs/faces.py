@@ -15,7 +15,8 @@ from models.images import enlarge, grid
 from .common import Lazy, TabContext, Technique, number, seed_value, sentence
 
 TECHNIQUE = Technique("faces", "Face arithmetic", "images",
-                      "A DCGAN's faces added and subtracted: smiling woman - woman + man.")
+                      "A DCGAN's faces added and subtracted: smiling woman - woman + man.",
+                      tab="Faces")
 GENERATOR = "dcgan-faces"
 CLASSIFIER = "face-attributes"
 AVAILABLE = all((WEIGHTS_DIR / name / file).is_file() for name, file in (
@@ -205,14 +206,18 @@ def add_clicked(target, a, b, c, edit_face, start, end, evt: gr.SelectData):
     return a, b, c, edit_face, start, end
 
 
-def first_view(seed, preset, noise, drawn, progress=gr.Progress()):
-    """The tab's first view: the seed's gallery, the preset's groups among them, their result."""
+def first_view(seed, preset, noise, face, start, end, steps, drawn, progress=gr.Progress()):
+    """The tab's first view: the seed's gallery, the preset's groups among them, their result,
+    the editor's face and the interpolation, so no box starts empty."""
     if drawn:
-        return (gr.skip(),) * 12
+        return (gr.skip(),) * 16
     image, _ = gallery(seed, progress)
     a, b, c, note = first_visit(seed, preset, progress)
     *views, status = compute(seed, a, b, c, noise, progress)
-    return image, a, b, c, *views, (note if "instead" in note else status), True
+    before, after, _ = edit(seed, face, *([0] * len(SLIDERS)), True, progress=progress)
+    strip, gif, _ = interpolate(seed, start, end, steps, progress)
+    return (image, a, b, c, *views, (note if "instead" in note else status), before, after,
+            strip, gif, True)
 
 
 def build(ctx: TabContext) -> None:
@@ -231,13 +236,14 @@ def build(ctx: TabContext) -> None:
                              elem_id="faces-gallery")
         with gr.Column(scale=1, min_width=300):
             with gr.Group():
-                preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
+                preset = gr.Radio(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
                 pick_btn = gr.Button("Pick faces for the preset", elem_id="faces-pick")
             with gr.Row():
                 a = gr.Textbox("", label="A (face numbers)", elem_id="faces-a")
                 b = gr.Textbox("", label="B", elem_id="faces-b")
                 c = gr.Textbox("", label="C", elem_id="faces-c")
-            noise = gr.Slider(0, 2, value=0.25, step=0.05, label="Neighbour noise")
+            noise = gr.Slider(0, 2, value=0.5, step=0.05, label="Neighbour noise",
+                              info="how far the eight neighbours step from the result")
             run = gr.Button("Compute A - B + C", variant="primary", elem_id="faces-run")
             status = gr.Markdown("", elem_id="faces-status")
             with gr.Row():
@@ -294,9 +300,9 @@ def build(ctx: TabContext) -> None:
     refresh(shuffle.click(new_seed, None, seed, queue=False, api_visibility="private"))
     refresh(seed.submit(lambda: None, None, None, queue=False, api_visibility="private"),
             api_name="faces_gallery")
-    gr.on(ctx.shown, first_view, [seed, preset, noise, drawn],
-          [faces, a, b, c, ga, gb, gc, result, around, pixel, status, drawn],
-          api_visibility="private")
+    gr.on(ctx.shown, first_view, [seed, preset, noise, edit_face, start, end, steps, drawn],
+          [faces, a, b, c, ga, gb, gc, result, around, pixel, status, before, after, strip,
+           animation, drawn], api_visibility="private")
     faces.select(add_clicked, [target, a, b, c, edit_face, start, end],
                  [a, b, c, edit_face, start, end], queue=False, api_visibility="private")
     pick_btn.click(pick, [seed, preset], [a, b, c, status], api_name="faces_pick")

@@ -12,8 +12,8 @@ from models.images import enlarge, grid, to_mnist_style
 from models.pixelcnn import PixelCNN, PixelCNNConfig, PixelCNNPipeline, mask_a, mask_b, receptive_field
 from models.runtime import generator
 
-from .common import (Deadline, ImageInput, Lazy, TabContext, Technique, drawing_or_upload, number,
-                     run_controls, seed_value, sentence)
+from .common import (Deadline, DigitSketchpad, ImageInput, Lazy, TabContext, Technique,
+                     blank_canvas, drawing_or_upload, number, run_controls, seed_value, sentence)
 
 TECHNIQUE = Technique("pixelcnn", "PixelCNN", "images",
                       "Digits drawn one pixel at a time, each from a softmax over 256 grey levels.")
@@ -254,6 +254,7 @@ def surprise(model_name, label, sketch, upload, progress=gr.Progress()):
         lab = 0
         notes.append("scored as class " + pipe.config.class_names[0])
     bits = pipe.surprise(digit[None], lab)[0]
+    plt.rcParams.update({"font.size": 12})      # readable when a phone scales the figure down
     fig, axes = plt.subplots(1, 2, figsize=(7, 3.4), dpi=100)
     axes[0].imshow(digit, cmap="gray", vmin=0, vmax=255)
     axes[0].set_title("as the model sees it", fontsize=10)
@@ -310,10 +311,8 @@ def build(ctx: TabContext) -> None:
         with gr.Tab("Complete your drawing"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1, min_width=280):
-                    sketch = gr.Sketchpad(label="Draw a digit or a garment", type="numpy",
-                                          canvas_size=(280, 280), height=340,
-                                          brush=gr.Brush(default_size=18, colors=["#000000"],
-                                                         color_mode="fixed"))
+                    gr.Markdown("Draw a digit (or a garment), or upload a picture:")
+                    sketch = DigitSketchpad(elem_id="pixelcnn-sketch")
                     upload = ImageInput(label="...or upload a picture", height=140,
                                         sources=["upload", "clipboard"])
                     hide = gr.Radio(list(HIDES), value=HIDES[0], label="Hide")
@@ -323,8 +322,9 @@ def build(ctx: TabContext) -> None:
                     completions = gr.Slider(1, MAX_COMPLETIONS, value=4, step=1,
                                             label="Number of completions")
                     with gr.Row():
-                        look = gr.Button("Show it as the model sees it (then click a pixel)")
-                        fill = gr.Button("Complete", variant="primary", elem_id="pixelcnn-complete")
+                        clear = gr.Button("Clear the drawing", size="sm")
+                        look = gr.Button("Show it at 28x28 (then click a pixel)", size="sm")
+                    fill = gr.Button("Complete", variant="primary", elem_id="pixelcnn-complete")
                 with gr.Column(scale=1, min_width=280):
                     pick = gr.Image(label="Your picture at 28x28 (click a pixel)", format="png",
                                     interactive=False, elem_id="pixelcnn-pick")
@@ -371,6 +371,7 @@ def build(ctx: TabContext) -> None:
         concurrency_limit=2)
     stop.click(lambda: "Stopped.", None, status, cancels=[event, complete_event],
                api_name="pixelcnn_stop", queue=False)
+    clear.click(blank_canvas, None, sketch, queue=False, api_visibility="private")
     look.click(preview, [sketch, upload], [pick, complete_status], api_name="pixelcnn_preview")
     pick.select(pick_pixel, None, [row, col, hide], queue=False, api_visibility="private")
     rf_run.click(receptive, [rf_row, rf_col], [field, rf_status], api_name="pixelcnn_receptive_field")

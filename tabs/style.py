@@ -15,7 +15,8 @@ from .common import (HEAVY, ImageInput, Lazy, TabContext, Technique, number, rea
                      run_controls, seed_value, streamed)
 
 TECHNIQUE = Technique("style", "Style transfer", "art",
-                      "A photo repainted in the style of another picture, on VGG19.")
+                      "A photo repainted in the style of another picture, on VGG19.",
+                      tab="Style")
 AVAILABLE = True   # VGG19 is fetched on first use (models/backbones.py)
 
 
@@ -27,6 +28,8 @@ EXAMPLES = [
     [str(SKIMAGE / "astronaut.png"), str(SKIMAGE / "gravel.png")],
     [str(SKIMAGE / "coffee.png"), str(MPL / "Minduka_Present_Blue_Pack.png")],
 ]
+EXAMPLE_LABELS = ["Grace Hopper in stained cells", "A cat in the deep field",
+                  "An astronaut in gravel", "Coffee in gift wrap"]
 OPTIMIZERS = {"L-BFGS (fast convergence)": "lbfgs", "Adam (smoother progress)": "adam"}
 INITS = {"content in the style's colours": "recolor", "content image": "content", "noise": "noise"}
 COLOURS = {"off": "none", "luminance only (keep content colours)": "luminance",
@@ -54,7 +57,8 @@ brightness channel, *match colours* recolours the style image to the photo's pal
 
 
 def loss_plot(losses: list[float]):
-    fig, ax = plt.subplots(figsize=(5, 2.6), dpi=100)
+    plt.rcParams.update({"font.size": 12})      # readable when a phone scales the figure down
+    fig, ax = plt.subplots(figsize=(5, 2.8), dpi=100)
     ax.semilogy(range(1, len(losses) + 1), losses, color="#4f46e5")
     ax.set_xlabel("objective evaluation (all stages)"), ax.set_ylabel("total loss")
     ax.grid(alpha=0.3)
@@ -124,19 +128,30 @@ def build(ctx: TabContext) -> None:
                 "another, on the original VGG19 (Gatys, Ecker & Bethge, 2015).")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
-            content = ImageInput(label="Content photo", height=260)
-            with gr.Tabs():
-                with gr.Tab("Style A"):
-                    style_a = ImageInput(label="Style image A", height=200)
-                    weight_a = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight A")
-                with gr.Tab("Style B (optional)"):
-                    style_b = ImageInput(label="Style image B", height=200)
-                    weight_b = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight B")
-                with gr.Tab("Style C (optional)"):
-                    style_c = ImageInput(label="Style image C", height=200)
-                    weight_c = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight C")
-            gr.Examples(EXAMPLES, inputs=[content, style_a],
+            # the examples first (above the fold), the pictures, the button and the result;
+            # the settings in the other column (below, on a phone)
+            content = ImageInput(label="Content photo", height=200, render=False)
+            style_a = ImageInput(label="Style image A", height=180, render=False)
+            gr.Examples(EXAMPLES, inputs=[content, style_a], example_labels=EXAMPLE_LABELS,
                         label="Examples (scikit-image and matplotlib sample images)")
+            with gr.Row(equal_height=False):
+                with gr.Column(min_width=160):
+                    content.render()
+                with gr.Column(min_width=160):
+                    with gr.Tabs():
+                        with gr.Tab("Style A"):
+                            style_a.render()
+                            weight_a = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight A")
+                        with gr.Tab("Style B"):
+                            style_b = ImageInput(label="Style image B (optional)", height=200)
+                            weight_b = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight B")
+                        with gr.Tab("Style C"):
+                            style_c = ImageInput(label="Style image C (optional)", height=200)
+                            weight_c = gr.Slider(0, 10, value=1, step=0.1, label="Blend weight C")
+            run, stop, status = run_controls("Stylise", "style")
+            output = gr.Image(label="Result (best so far)", format="png", type="numpy",
+                              interactive=False, buttons=["download", "fullscreen"], height=480)
+        with gr.Column(scale=1, min_width=300):
             with gr.Row():
                 size = gr.Slider(128, 1024, value=512, step=32, label="Output size (px)",
                                  info="longest side")
@@ -166,10 +181,6 @@ def build(ctx: TabContext) -> None:
                                                 label="Content layer")
                     style_scale = gr.Slider(0.25, 2.0, value=1.0, step=0.05, label="Style scale",
                                             info="size of the style image relative to the output")
-        with gr.Column(scale=1, min_width=300):
-            run, stop, status = run_controls("Stylise", "style")
-            output = gr.Image(label="Result (best so far)", format="png", type="numpy",
-                              interactive=False, buttons=["download", "fullscreen"], height=480)
             curve = gr.Plot(label="Loss curve")
             gr.Markdown(EXPLAIN)
     event = run.click(stylise, [content, style_a, weight_a, style_b, weight_b, style_c, weight_c,

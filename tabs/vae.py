@@ -11,7 +11,8 @@ from models.hub import WEIGHTS_DIR
 from models.images import enlarge, grid as image_grid
 from models.vae import LATENTS, LatentExplorer, grid_points, line_points
 
-from .common import ImageInput, Lazy, TabContext, Technique, drawing_or_upload, number
+from .common import (DigitSketchpad, ImageInput, Lazy, TabContext, Technique, blank_canvas,
+                     drawing_or_upload, number)
 
 TECHNIQUE = Technique("vae", "Latent grid", "images",
                       "A VAE's two-number code for every digit, explored like a map.")
@@ -135,6 +136,12 @@ def interpolate(dataset, a0, a1, b0, b1, steps, marks):
     return strip, {**(marks or {}), "line": (a, b)}
 
 
+def first_view(dataset, z0, z1, a0, a1, b0, b1, steps):
+    """Beside the grid on a first visit: the cell at the default z and the default A-to-B strip,
+    so no box of the tab starts empty."""
+    return decode_one(dataset, z0, z1), interpolate(dataset, a0, a1, b0, b1, steps, {})[0]
+
+
 def build(ctx: TabContext) -> None:
     gr.Markdown("### Latent grid explorer\nA variational autoencoder with a two-dimensional "
                 "latent space (Kingma & Welling, 2013), trained by the studio. Every point of "
@@ -155,17 +162,18 @@ def build(ctx: TabContext) -> None:
                 cy = gr.Number(0.0, label="Centre z[1]", minimum=-Z_LIMIT, maximum=Z_LIMIT)
                 spacing = gr.Radio(list(SPACINGS), value="inverse normal CDF (chapter)",
                                    label="Spacing")
-            with gr.Row():
-                zoom_in = gr.Button("Zoom in", size="sm")
-                zoom_out = gr.Button("Zoom out", size="sm")
-                left = gr.Button("←", size="sm")
-                right = gr.Button("→", size="sm")
-                up = gr.Button("↑", size="sm")
-                down = gr.Button("↓", size="sm")
-                reset = gr.Button("Reset", size="sm")
+            with gr.Row(equal_height=True):     # two short rows, not a column, on a phone
+                zoom_in = gr.Button("Zoom in", size="sm", min_width=72)
+                zoom_out = gr.Button("Zoom out", size="sm", min_width=72)
+                reset = gr.Button("Reset", size="sm", min_width=72)
+            with gr.Row(equal_height=True):
+                left = gr.Button("←", size="sm", min_width=40)
+                right = gr.Button("→", size="sm", min_width=40)
+                up = gr.Button("↑", size="sm", min_width=40)
+                down = gr.Button("↓", size="sm", min_width=40)
         with gr.Column(scale=2, min_width=300):
-            latent_map = gr.Image(label="The map: test set in latent space (click to move "
-                                  "the window)", format="png", type="numpy", interactive=False,
+            latent_map = gr.Image(label="The map of the test set (click to go there)",
+                                  format="png", type="numpy", interactive=False,
                                   buttons=["download", "fullscreen"], elem_id="latent-map")
             cell = gr.Image(label="Clicked cell", format="png", type="numpy", interactive=False,
                             height=200, buttons=["download"])
@@ -178,14 +186,13 @@ def build(ctx: TabContext) -> None:
                 decode_btn = gr.Button("Decode z", size="sm")
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300):
-            gr.Markdown("#### Draw or upload, then encode")
-            sketch = gr.Sketchpad(label="Draw a digit or a garment", type="numpy",
-                                  canvas_size=(280, 280), height=340,
-                                  brush=gr.Brush(default_size=18, colors=["#000000"],
-                                                 color_mode="fixed"))
+            gr.Markdown("#### Draw or upload, then encode\nDraw a digit (or a garment) below:")
+            sketch = DigitSketchpad(elem_id="vae-sketch")
             upload = ImageInput(label="...or upload a picture", height=160,
                                 sources=["upload", "clipboard"])
-            encode_btn = gr.Button("Encode", variant="primary")
+            with gr.Row():
+                clear = gr.Button("Clear the drawing", size="sm")
+                encode_btn = gr.Button("Encode", variant="primary")
             pair = gr.Image(label="Your image as the model sees it | its reconstruction",
                             format="png", type="numpy", interactive=False)
             encoded_z = gr.Markdown(label="encoded z")
@@ -227,6 +234,7 @@ def build(ctx: TabContext) -> None:
                 api_visibility="private")
     latent_map.select(click_map, window + [marks], [cx, cy] + outputs, api_visibility="private")
     decode_btn.click(decode_one, [dataset, z0, z1], cell, api_name="latent_decode")
+    clear.click(blank_canvas, None, sketch, queue=False, api_visibility="private")
     encode_btn.click(encode, [dataset, sketch, upload, marks], [pair, encoded_z, marks],
                      api_name="latent_encode").then(**draw, api_visibility="private")
     set_a.click(lambda a, b: (a, b), [z0, z1], [a0, a1], queue=False, api_visibility="private")
@@ -234,4 +242,6 @@ def build(ctx: TabContext) -> None:
     interp_btn.click(interpolate, [dataset, a0, a1, b0, b1, steps, marks], [strip, marks],
                      api_name="latent_interpolate").then(**draw, api_visibility="private")
     # the grid appears when the tab is shown (the model loads then, never at import)
-    gr.on(ctx.shown, **draw, api_visibility="private")
+    gr.on(ctx.shown, **draw, api_visibility="private").then(
+        first_view, [dataset, z0, z1, a0, a1, b0, b1, steps], [cell, strip],
+        api_visibility="private")

@@ -32,8 +32,8 @@ def browser():
         b.close()
 
 
-def open_page(browser, url, **viewport):
-    page = browser.new_page(viewport=viewport or {"width": 1280, "height": 900})
+def open_page(browser, url, width: int = 1280, height: int = 900, **context):
+    page = browser.new_page(viewport={"width": width, "height": height}, **context)
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
@@ -47,6 +47,29 @@ def set_number(scope, label: str, value: str) -> None:
     box = scope.get_by_label(f"number input for {label}", exact=True)
     box.fill(value)
     box.press("Enter")
+
+
+COVERED = """() => {
+  const covered = [];
+  for (const label of document.querySelectorAll('label[data-testid="block-label"]')) {
+    const block = label.closest('.block');
+    const l = label.getBoundingClientRect();
+    if (!block || block.offsetParent === null || l.width === 0 || l.height === 0) continue;
+    for (const media of block.querySelectorAll('img, canvas, audio, video')) {
+      const m = media.getBoundingClientRect();
+      if (label.contains(media) || m.width === 0 || m.height === 0) continue;
+      const x = Math.min(l.right, m.right) - Math.max(l.left, m.left);
+      const y = Math.min(l.bottom, m.bottom) - Math.max(l.top, m.top);
+      if (x > 1 && y > 1) covered.push(label.innerText.trim() + ' covers its ' + media.tagName);
+    }
+  }
+  return covered;
+}"""
+
+
+def covered_outputs(page) -> list[str]:
+    """Labels whose box overlaps the picture, canvas or player of their own component."""
+    return page.evaluate(COVERED)
 
 
 def error_toasts(page) -> list[str]:
@@ -98,10 +121,13 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
     assert all(page.locator(f"button#start-{t.id}").is_visible() for t in techniques)
     for t in techniques:            # every technique one click from the landing view
         open_technique(page, t.id)
-        page.wait_for_timeout(500)
-        assert page.get_by_role("tab", name=t.title, selected=True).is_visible(), t.title
+        page.wait_for_timeout(3000)     # its first view
+        tab = page.locator(f"#{t.id}-panel-button")          # its tab, open, with its label
+        assert tab.is_visible() and tab.get_attribute("aria-selected") == "true", t.title
+        assert tab.inner_text().strip() == t.label
         page.screenshot(path=str(ARTIFACTS / f"tab-{t.id}.png"), full_page=True)
         assert not error_toasts(page), t.title
+        assert covered_outputs(page) == [], t.title
 
     # face arithmetic: gallery and a preset's result on the first visit; a click on a face
     # adds it to group A; compute, edit, interpolate
@@ -138,8 +164,8 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
     # style transfer: an example at a small size, run to the end
     open_technique(page, "style")
     panel = page.locator("#style-panel")
-    panel.locator("tr.tr-body").first.click()
-    page.wait_for_timeout(1000)
+    panel.get_by_text("Grace Hopper in stained cells").click()
+    panel.locator("img").first.wait_for(timeout=15_000)          # the example's pictures
     set_number(panel, "Output size (px)", "192")
     set_number(panel, "Iterations", "20")
     page.get_by_role("button", name="Stylise").click()
@@ -169,7 +195,7 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
     page.get_by_role("button", name="Generate").click()
     status = page.locator("#text-status")
     status.get_by_text("Done").wait_for(timeout=60_000)
-    assert len(page.locator("#text-output textarea").input_value()) >= 120
+    assert len(page.locator("#text-colours").inner_text()) >= 120
     assert page.locator("#text-colours span[title]").count() == 120
     page.screenshot(path=str(ARTIFACTS / "text-generate.png"), full_page=True)
     page.get_by_role("button", name="Compare temperatures").first.click()
@@ -200,13 +226,59 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
     assert problems == []
 
 
+def touch_drag(page, locator, points) -> None:
+    """A finger drawn across an element (fractions of its box), as a phone sends it."""
+    cdp = page.context.new_cdp_session(page)
+    box = locator.bounding_box()
+    xy = [{"x": box["x"] + fx * box["width"], "y": box["y"] + fy * box["height"]} for fx, fy in points]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [xy[0]]})
+    for point in xy[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
 def test_phone_layout_has_no_errors(browser, app_url):
-    page, problems = open_page(browser, app_url, width=390, height=844)
+    import app
+
+    page, problems = open_page(browser, app_url, width=390, height=844, has_touch=True,
+                               is_mobile=True)
     page.screenshot(path=str(ARTIFACTS / "phone-landing.png"), full_page=True)
-    # one tap from the landing view shows a technique's result
-    open_technique(page, "faces" if FACES else "vae")
-    page.locator("#faces-result img" if FACES else "#latent-grid img").wait_for(timeout=60_000)
-    page.screenshot(path=str(ARTIFACTS / "phone-first-tab.png"), full_page=True)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 400, f"the page scrolls sideways on a phone ({width}px)"
+    # every technique one tap from the landing view, its first view with nothing covered
+    for t in [m.TECHNIQUE for m in app.available()]:
+        open_technique(page, t.id)
+        page.wait_for_timeout(3000)
+        if t.id == "faces":           # its first view: a result without another tap
+            page.locator("#faces-result img").wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / f"phone-{t.id}.png"), full_page=True)
+        assert covered_outputs(page) == [], t.title
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, f"{t.title} scrolls sideways on a phone ({width}px)"
+    # the sketchpad draws on the first touch: a stroke, then Encode finds a drawing
+    open_technique(page, "vae")
+    canvas = page.locator("#vae-sketch canvas").first
+    canvas.scroll_into_view_if_needed()
+    touch_drag(page, canvas, [(0.45, 0.2 + k / 20) for k in range(12)])
+    page.get_by_role("button", name="Encode").click()
+    page.locator("#vae-panel").get_by_text("z = (").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "phone-sketch.png"), full_page=False)
+    assert problems == [] and not error_toasts(page)
+
+
+def test_the_sketchpad_draws_on_the_first_mouse_drag(browser, app_url):
+    page, problems = open_page(browser, app_url)
+    open_technique(page, "vae")
+    canvas = page.locator("#vae-sketch canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    for k in range(12):
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.2 + k / 20), steps=2)
+    page.mouse.up()
+    page.get_by_role("button", name="Encode").click()
+    page.locator("#vae-panel").get_by_text("z = (").first.wait_for(timeout=30_000)
+    # cleared, it is a black canvas with the brush picked again
+    page.get_by_role("button", name="Clear the drawing").click()
+    page.wait_for_timeout(500)
+    assert page.locator("#vae-sketch button[aria-label=Brush]").first.get_attribute("class").count("highlight")
     assert problems == [] and not error_toasts(page)

@@ -297,3 +297,20 @@ def test_text_bad_settings_get_clear_errors(client, change, message):
     with pytest.raises(AppError, match=message):
         client.predict(**{**TEXT, **change}, api_name="/text_generate")
     assert "Done" in client.predict(**{**TEXT, "length": 3}, api_name="/text_generate")[2]
+
+
+@needs_text
+def test_every_example_prompt_writes_words():
+    """The tab's example prompts at its default settings: text with words, not gibberish or
+    blanks."""
+    import re
+
+    from tabs import charlm as tab
+
+    for model_name, prompt in [row for row in tab.EXAMPLES if row[0] in TEXT_MODELS]:
+        text, html, status = list(tab.generate(model_name, prompt, 0.7, 300, 0, 1.0, 0,
+                                               progress=lambda *a, **k: None))[-1]
+        written = text[len(prompt):]
+        words = re.findall(r"[A-Za-z]{2,}", written)
+        assert "Done" in status and len(written) == 300 and len(words) > 30, (model_name, prompt)
+        assert sum(c.isalpha() or c.isspace() for c in written) > 0.8 * len(written)

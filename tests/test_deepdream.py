@@ -225,3 +225,16 @@ def test_bad_images_get_clear_errors_and_the_server_keeps_serving(client, tmp_pa
     Image.open(skimage_path("coffee.png")).convert("CMYK").save(cmyk)
     _, status = client.predict(handle_file(str(cmyk)), **SMALL, api_name="/deepdream")
     assert "CMYK image converted to RGB" in status and "Done" in status
+
+
+def test_every_example_photo_dreams():
+    """The tab's example photos (small and short): each dream is a picture, changed from the
+    photo and not flat."""
+    from tabs import deepdream as tab
+
+    for path in tab.EXAMPLES:
+        *_, (image, status) = tab.dream(path, ["mixed3"], "", 1, 1.4, 4, 20, 15, 16, 512, -1, 160, 0,
+                                        progress=lambda *a, **k: None)
+        photo = np.asarray(Image.open(path).convert("RGB").resize(image.shape[1::-1]), float)
+        assert "Done" in status and image.std() > 10
+        assert np.abs(image.astype(float) - photo).mean() > 3, path

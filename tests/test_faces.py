@@ -394,3 +394,17 @@ def test_faces_bad_input(client, args, message):
     with pytest.raises(AppError, match="not in the list of choices"):  # Gradio checks dropdowns
         client.predict(11, "frowning dog", api_name="/faces_pick")
     assert "seed 11" in client.predict(11, api_name="/faces_gallery")[1]
+
+
+@pytestmark_faces
+def test_every_preset_gives_a_face_for_its_first_seed():
+    """The presets (the tab's examples): the classifier finds three faces per group among seed
+    0's, and the result is a face-like picture, not a flat or empty one."""
+    from tabs import faces as tab
+
+    for preset in PRESETS:
+        a, b, c, status = tab.pick(0, preset, progress=None)
+        assert "Picked" in status and all(len(g.split(",")) == 3 for g in (a, b, c))
+        *_, result, around, pixel, status = tab.compute(0, a, b, c, 0.5, progress=None)
+        assert result.shape == (256, 256, 3) and result.std() > 20 and "classifier reads" in status
+        assert np.abs(around.astype(float)[:96, :96] - around.astype(float)[:96, 98:194]).mean() > 5

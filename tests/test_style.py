@@ -278,3 +278,17 @@ def test_style_needs_a_style_image_and_reads_odd_modes(client, tmp_path):
     _, status, _ = client.predict(handle_file(str(palette)), handle_file(str(grey16)),
                                   **STYLE, api_name="/style_transfer")
     assert "scaled to 8 bits" in status and "Done" in status
+
+
+def test_every_example_pair_is_stylised():
+    """The tab's example pairs (small and short): each output is a picture, not flat, and not
+    the photo left as it was."""
+    from tabs import style as tab
+
+    for content, style in tab.EXAMPLES:
+        *_, (image, status, _) = tab.stylise(
+            content, style, 1, None, 1, None, 1, 128, 5, 10, list(tab.OPTIMIZERS)[0],
+            list(tab.INITS)[0], "off", True, 1, 0, 1, "relu4_2", 1, 0, progress=lambda *a, **k: None)
+        photo = np.asarray(Image.open(content).convert("RGB").resize(image.shape[1::-1]), float)
+        assert "Done" in status and image.std() > 10
+        assert np.abs(image.astype(float) - photo).mean() > 5, content

@@ -539,3 +539,20 @@ def test_wavenet_continues_a_shipped_example_clip(client):
     assert np.abs(data[:16000]).max() > 3000          # the primer is the real speech clip
     with pytest.raises(AppError, match="LJ999-9999"):
         client.predict(**{**WAVE, "clip": "LJ999-9999"}, api_name="/wavenet_generate")
+
+
+@needs_wavenet
+def test_every_example_is_audible(monkeypatch):
+    """The tab's examples, as a visitor runs them (4 s, the default): each writes sound, not
+    silence (below about 0.95 these models fall silent)."""
+    from tabs import wavenet as tab
+
+    monkeypatch.setattr(tab, "STREAMING", False)
+    assert tab.EXAMPLES
+    for model_name, temperature, seed, clip in tab.EXAMPLES:
+        (rate, pcm), _, _, status = list(tab.generate(model_name, 4.0, temperature, seed, None, clip,
+                                                      1.5, progress=lambda *a, **k: None))[-1]
+        new = pcm[-4 * rate:].astype(np.float64) / 32768
+        frames = new.reshape(-1, rate // 10)
+        audible = (np.sqrt((frames ** 2).mean(1)) > 0.01).mean()
+        assert np.sqrt((new ** 2).mean()) > 0.01 and audible > 0.3, (model_name, temperature, seed)
