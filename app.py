@@ -12,10 +12,10 @@ import os
 
 import gradio as gr
 
-from tabs import charlm, deepdream, faces, pixelcnn, style, vae, wavenet
-from tabs.common import GROUPS, TabContext
+from tabs import charlm, deepdream, faces, ganlab, pixelcnn, style, vae, wavenet
+from tabs.common import GROUPS, TabContext, write_pictures_once
 
-TECHNIQUES = [faces, vae, pixelcnn, style, deepdream, charlm, wavenet]
+TECHNIQUES = [faces, vae, pixelcnn, ganlab, style, deepdream, charlm, wavenet]
 
 HEADER = """
 # Generative Deep Learning Studio
@@ -37,7 +37,11 @@ CSS = """
 .block:not(.gdl-sketch) > .image-container:has(> .icon-button-wrapper.top-panel) { position: static !important; }
 .block:has(> .image-container > .icon-button-wrapper.top-panel) > label[data-testid="block-label"].float { max-width: calc(100% - 84px); }
 .gdl-landing-row p { margin: 0; }
-@media (max-width: 640px) { .gradio-container { padding: 4px !important; } }
+@media (max-width: 640px) {
+  .gradio-container { padding: 4px !important; }
+  /* a group's four techniques fit one row of a 390px phone */
+  button[role="tab"] { padding: 0 9px !important; }
+}
 """ + "".join(getattr(module, "CSS", "") for module in TECHNIQUES)
 
 # a landing button also scrolls to the navigation: on a phone the tab would open mid-page
@@ -80,11 +84,13 @@ def available() -> list:
 
 
 def build() -> gr.Blocks:
+    write_pictures_once()
     shown = available()
     groups = {g: [m for m in shown if m.TECHNIQUE.group == g] for g in GROUPS}
     with gr.Blocks(title="Generative Deep Learning Studio") as blocks:
         gr.Markdown(HEADER, elem_id="studio-header")
-        with gr.Tabs(elem_id="studio-nav") as nav:
+        # wrap, never a "..." menu: a phone visitor sees every group and technique
+        with gr.Tabs(elem_id="studio-nav", overflow_behavior="wrap") as nav:
             with gr.Tab("Start", id="start", elem_id="start-panel"):
                 gr.Markdown(LANDING)
                 buttons = {}
@@ -102,7 +108,7 @@ def build() -> gr.Blocks:
                 if not members:
                     continue
                 with gr.Tab(GROUPS[group], id=group, elem_id=f"group-{group}") as group_tab:
-                    with gr.Tabs() as inner:
+                    with gr.Tabs(overflow_behavior="wrap") as inner:
                         for k, module in enumerate(members):
                             t = module.TECHNIQUE
                             with gr.Tab(t.label, id=t.id, elem_id=f"{t.id}-panel") as tab:

@@ -16,7 +16,7 @@ import torch
 
 from models.runtime import bf16_cpu
 
-SECTIONS = ["app", "faces", "vae", "pixelcnn", "style", "deepdream", "charlm", "wavenet"]
+SECTIONS = ["app", "faces", "vae", "pixelcnn", "ganlab", "style", "deepdream", "charlm", "wavenet"]
 
 
 def cpu_name() -> str:

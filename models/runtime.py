@@ -5,6 +5,8 @@ import ctypes
 import functools
 import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -91,3 +93,29 @@ def gpu(fn=None, *, duration: int = 60):
         return spaces.GPU(duration=duration)(f) if spaces is not None else f
 
     return wrap(fn) if fn is not None else wrap
+
+
+_SINGLE: dict[int, ThreadPoolExecutor] = {}
+_SINGLE_LOCK = threading.Lock()
+
+
+def single_threaded(workers: int) -> ThreadPoolExecutor:
+    """Threads whose PyTorch work uses one core each. Small networks (the GAN lab's) gain
+    nothing from a second core and lose about 10x when their thread team contends with
+    another request's (docs/ganlab.md). PyTorch's intra-op thread count is per thread under
+    OpenMP, so each worker sets its own; the default for threads made later is put back."""
+    with _SINGLE_LOCK:
+        if workers not in _SINGLE:
+            before = torch.get_num_threads()
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="single-threaded")
+            barrier = threading.Barrier(workers)   # one task per thread, all threads made now
+
+            def init() -> int:
+                torch.set_num_threads(1)
+                barrier.wait()
+                return torch.get_num_threads()
+
+            assert all(f.result() == 1 for f in [pool.submit(init) for _ in range(workers)])
+            torch.set_num_threads(before)
+            _SINGLE[workers] = pool
+        return _SINGLE[workers]

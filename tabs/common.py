@@ -4,9 +4,11 @@ protect the UI), and lazily loaded pipelines."""
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 import gradio as gr
@@ -258,3 +260,28 @@ def run_controls(action: str, prefix: str) -> tuple[gr.Button, gr.Button, gr.Mar
         stop = gr.Button("Stop", variant="stop")
     status = gr.Markdown("", elem_id=f"{prefix}-status", label="status")
     return run, stop, status
+
+
+def write_pictures_once() -> None:
+    """Gradio saves every output picture to a file named by its content's hash and rewrites the
+    file whenever the same picture comes again (a paused game, an unchanged chart); a browser
+    fetching it meanwhile gets a short body (ERR_CONTENT_LENGTH_MISMATCH, a broken picture).
+    Write each file once, atomically. Idempotent."""
+    from gradio import processing_utils as pu
+
+    if getattr(pu.save_pil_to_cache, "written_once", False):
+        return
+
+    def save_pil_to_cache(img, cache_dir, name: str = "image", format: str = "webp") -> str:
+        data = pu.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / pu.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        path = (folder / f"{name}.{format}").resolve()
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return str(path)
+
+    save_pil_to_cache.written_once = True
+    pu.save_pil_to_cache = save_pil_to_cache

@@ -16,7 +16,9 @@ EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/deepdream_zo
             "/latent_decode", "/latent_encode", "/latent_interpolate", "/style_transfer",
             "/style_stop", "/text_generate", "/text_compare", "/text_distribution", "/text_stop",
             "/text_example_prompt", "/wavenet_generate", "/wavenet_compare", "/wavenet_stop",
-            "/wavenet_model_changed"}
+            "/wavenet_model_changed", "/ganlab_play", "/ganlab_pause", "/ganlab_new",
+            "/ganlab_d_update", "/ganlab_g_update", "/ganlab_experiment", "/ganlab_click",
+            "/ganlab_clear_points", "/ganlab_train"}
 FACE_ENDPOINTS = {"/faces_gallery", "/faces_pick", "/faces_arithmetic", "/faces_edit",
                   "/faces_interpolate"}
 
@@ -57,12 +59,14 @@ def test_the_registry_builds_one_landing_entry_and_one_tab_per_technique():
             assert f"start-{t.id}" not in elem_ids
 
 
-@pytest.mark.parametrize("technique", ["faces", "vae", "pixelcnn", "style", "deepdream", "charlm",
-                                       "wavenet"])
+TECHNIQUE_IDS = ["faces", "vae", "pixelcnn", "ganlab", "style", "deepdream", "charlm", "wavenet"]
+
+
+@pytest.mark.parametrize("technique", TECHNIQUE_IDS)
 def test_every_technique_has_the_five_files_and_a_history(technique):
     import app
 
-    assert technique in [m.TECHNIQUE.id for m in app.TECHNIQUES]
+    assert [m.TECHNIQUE.id for m in app.TECHNIQUES] == TECHNIQUE_IDS
     for path in (f"models/{technique}.py", f"tabs/{technique}.py", f"train/{technique}.py",
                  f"tests/test_{technique}.py", f"benchmarks/{technique}.py", f"docs/{technique}.md"):
         assert (ROOT / path).is_file(), path

@@ -251,6 +251,11 @@ def test_phone_layout_has_no_errors(browser, app_url):
             page.locator("#faces-result img").wait_for(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / f"phone-{t.id}.png"), full_page=True)
         assert covered_outputs(page) == [], t.title
+        # every group and every technique of this one shown as a tab, none in a "..." menu
+        neighbours = [m.TECHNIQUE.id for m in app.available() if m.TECHNIQUE.group == t.group]
+        assert all(page.locator(f"#{i}-panel-button").is_visible() for i in neighbours), t.title
+        assert all(page.locator(f"#group-{g}-button").is_visible()
+                   for g in {m.TECHNIQUE.group for m in app.available()}), t.title
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 400, f"{t.title} scrolls sideways on a phone ({width}px)"
     # the sketchpad draws on the first touch: a stroke, then Encode finds a drawing
@@ -281,4 +286,36 @@ def test_the_sketchpad_draws_on_the_first_mouse_drag(browser, app_url):
     page.get_by_role("button", name="Clear the drawing").click()
     page.wait_for_timeout(500)
     assert page.locator("#vae-sketch button[aria-label=Brush]").first.get_attribute("class").count("highlight")
+    assert problems == [] and not error_toasts(page)
+
+
+def test_the_gan_lab_plays_pauses_and_takes_clicked_points(browser, app_url):
+    page, problems = open_page(browser, app_url)
+    open_technique(page, "ganlab")
+    status = page.locator("#ganlab-status")
+    status.get_by_text("Round 0 of a new game").wait_for(timeout=30_000)
+    page.locator("#ganlab-play").click()
+    page.wait_for_function("() => /Round [1-9]/.test(document.querySelector('#ganlab-status').innerText)",
+                           timeout=30_000)
+    page.wait_for_timeout(1500)
+    page.locator("#ganlab-pause").click()
+    status.get_by_text("Paused").wait_for(timeout=15_000)
+    page.screenshot(path=str(ARTIFACTS / "ganlab-played.png"), full_page=True)
+    page.locator("#ganlab-d").click()
+    status.get_by_text("One D update").wait_for(timeout=15_000)
+    # a named experiment sets the knobs and says what it shows
+    page.locator("#ganlab-experiment input").click()
+    page.get_by_role("option", name="Mode collapse", exact=True).click()
+    page.locator("#ganlab-panel").get_by_text("Metz et al.").first.wait_for(timeout=15_000)
+    # your own points: pick the target, click the plane twice
+    page.locator("#ganlab-panel").get_by_text("Your points", exact=True).click()
+    status.get_by_text("Click on the plane").wait_for(timeout=15_000)
+    field = page.locator("#ganlab-field img")
+    for fx, fy in [(0.3, 0.3), (0.7, 0.6)]:
+        box = field.bounding_box()
+        field.click(position={"x": fx * box["width"], "y": fy * box["height"]})
+        page.wait_for_timeout(1000)
+    status.get_by_text("modes covered 0/2").wait_for(timeout=15_000)
+    page.screenshot(path=str(ARTIFACTS / "ganlab-your-points.png"), full_page=True)
+    assert covered_outputs(page) == []
     assert problems == [] and not error_toasts(page)

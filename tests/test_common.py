@@ -149,3 +149,20 @@ print(plain, on, faults(), reuse_freed_memory())
         pytest.skip("not glibc: the allocator setting does not apply")
     assert plain > 5 * 12_000             # thousands of 4 KB pages zeroed on every step
     assert reused < plain / 10 and again  # (almost) no new pages; calling it twice is harmless
+
+
+def test_a_repeated_output_picture_is_not_rewritten_while_it_may_be_served(tmp_path):
+    from gradio import processing_utils as pu
+
+    from tabs.common import write_pictures_once
+
+    write_pictures_once()
+    write_pictures_once()                       # idempotent
+    picture = Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3))
+    first = Path(pu.save_img_array_to_cache(np.asarray(picture), str(tmp_path), format="png"))
+    stamp = first.stat().st_mtime_ns, first.stat().st_ino
+    again = Path(pu.save_img_array_to_cache(np.asarray(picture), str(tmp_path), format="png"))
+    assert again == first and (again.stat().st_mtime_ns, again.stat().st_ino) == stamp
+    other = Path(pu.save_pil_to_cache(picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT), str(tmp_path), format="png"))
+    assert other != first and np.array_equal(np.asarray(Image.open(first)), np.asarray(picture))
+    assert not list(tmp_path.rglob("*.tmp"))

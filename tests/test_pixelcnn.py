@@ -146,6 +146,16 @@ def test_tiny_training_run_resumes_and_measures(tmp_path):
     assert [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()] == [10, 20, 30]
     model = from_pretrained(PixelCNN, out)
     assert model.config.kind == "gated" and model.config.classes == 10
+    # a fresh machine (no runs/) carries on from the exported checkpoint and its record
+    before = json.loads((out / "config.json").read_text())["training"]
+    main(["--kind", "gated", "--tiny", "--steps", "40", "--out", str(out),
+          "--run-dir", str(tmp_path / "fresh"), "--continue-from", str(out)])
+    after = json.loads((out / "config.json").read_text())["training"]
+    assert after["step"] == 40 and [r["step"] for r in after["curve"]] == [10, 20, 30, 40]
+    assert after["hours"] > before["hours"] > 0
+    with pytest.raises(SystemExit, match="gated model of mnist"):
+        main(["--kind", "plain", "--tiny", "--out", str(tmp_path / "x"),
+              "--run-dir", str(tmp_path / "other"), "--continue-from", str(out)])
     metrics = measure(out, images=500, vae_samples=2)
     assert metrics["test_images"] == 500
     assert 0 < metrics["test_bits_per_dim"] < 9 and len(metrics["per_class"]) == 10

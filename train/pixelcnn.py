@@ -66,9 +66,25 @@ def evaluate(model: PixelCNN, images: np.ndarray, labels: np.ndarray, batch: int
 
 
 def lr_at(step: int, args) -> float:
-    warm = min(1.0, (step + 1) / 200)
+    warm = min(1.0, (step + 1 - getattr(args, "warm_from", 0)) / 200)
     progress = min(1.0, step / max(1, args.steps))
     return warm * (args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress)))
+
+
+def continue_from(args, run: RunDir) -> tuple[PixelCNN, int, float]:
+    """An exported checkpoint of an unfinished run (a fresh machine has no ``runs/``): its
+    weights, step and best held-out figure, and its curve and hours copied into the run log
+    so the card's record carries on. The optimiser's moments are not exported."""
+    folder = Path(args.continue_from)
+    model = from_pretrained(PixelCNN, folder)
+    c = model.config
+    if (c.kind, c.dataset) != (args.kind, args.dataset):
+        raise SystemExit(f"{folder} is a {c.kind} model of {c.dataset}, not {args.kind} of {args.dataset}")
+    record = json.loads((folder / "config.json").read_text())["training"]
+    curve = record["curve"]
+    for i, r in enumerate(curve):
+        run.log({**r, "seconds": record["hours"] * 3600 if i == len(curve) - 1 else 0.0})
+    return model.train(), record["step"], record["val_bits"]
 
 
 def train(args) -> Path:
@@ -90,6 +106,13 @@ def train(args) -> Path:
         opt.load_state_dict(state["opt"])
         step, best = state["step"], state["best"]
         print(f"resumed {run.path} at step {step} (best held-out {best:.4f} bits/dim)", flush=True)
+    elif args.continue_from:
+        model, step, best = continue_from(args, run)
+        model, config = model.to(device), model.config
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+        args.warm_from = step   # a fresh optimiser: warm up again
+        print(f"continuing {args.continue_from} from step {step} (held-out {best:.4f} bits/dim)",
+              flush=True)
     x_all = quantise(train_x, config.levels)
     y_all = torch.as_tensor(train_y.astype(np.int64))
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters; {len(train_x):,} training "
@@ -227,6 +250,8 @@ def main(argv=None) -> None:
     p.add_argument("--dataset", choices=sorted(CLASS_NAMES), default="mnist")
     p.add_argument("--out")
     p.add_argument("--run-dir")
+    p.add_argument("--continue-from", metavar="FOLDER",
+                   help="carry on an exported checkpoint's unfinished run (no runs/ state needed)")
     p.add_argument("--channels", type=int, default=None, help="(64; tiny 8)")
     p.add_argument("--layers", type=int, default=None, help="(gated 8, plain 6; tiny 2)")
     p.add_argument("--steps", type=int, default=None, help="(30000; tiny 20)")
