@@ -4,8 +4,9 @@
 # with the Makefile by review, not by a build.)
 FROM python:3.11-slim
 
-# ffmpeg: Gradio encodes the WaveNet tab's streamed audio with it
-RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg \
+# ffmpeg: Gradio encodes the WaveNet tab's streamed audio with it; dataset-fashion-mnist: the
+# GAN lab's live Fashion-MNIST runs train on it (MNIST has no package: GDL_DIGITS, docs/ganlab.md)
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg dataset-fashion-mnist \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 1000 user
 USER user

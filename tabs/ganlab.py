@@ -14,10 +14,11 @@ from models.ganlab import (BOX, EXPERIMENTS, LOSSES, MAX_DRAWN, TARGETS, ToyConf
 
 from models.runtime import single_threaded
 
+from . import ganlab_digits
 from .common import TabContext, Technique, number, seed_value
 
 TECHNIQUE = Technique("ganlab", "GAN lab", "images",
-                      "Watch a GAN learn, live: a generator and a discriminator playing on 2-D points.",
+                      "Watch a GAN learn, live: on 2-D points, then on digits and clothes.",
                       tab="GAN lab")
 AVAILABLE = True           # nothing to load: every game starts from scratch
 PIPELINES: dict = {}
@@ -343,6 +344,16 @@ def parse_points(points) -> list:
 
 
 def build(ctx: TabContext) -> None:
+    """Two pages: the 2-D game, and the chapters' GANs on MNIST and Fashion-MNIST."""
+    with gr.Tabs(elem_id="ganlab-pages"):
+        with gr.Tab("2-D points", id="ganlab-toy"):
+            build_toy(ctx)
+        with gr.Tab("Digits and clothes", id="ganlab-digits", elem_id="ganlab-digits-page") as page:
+            show_digits, inputs, outputs = ganlab_digits.build(MAX_RUNS)
+    page.select(show_digits, inputs, outputs, api_visibility="private")
+
+
+def build_toy(ctx: TabContext) -> None:
     lab = gr.State(None, time_to_live=3600)
     defaults = ToyConfig()
     with gr.Accordion("What you see, and what the knobs do", open=False):

@@ -18,7 +18,9 @@ EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/deepdream_zo
             "/text_example_prompt", "/wavenet_generate", "/wavenet_compare", "/wavenet_stop",
             "/wavenet_model_changed", "/ganlab_play", "/ganlab_pause", "/ganlab_new",
             "/ganlab_d_update", "/ganlab_g_update", "/ganlab_experiment", "/ganlab_click",
-            "/ganlab_clear_points", "/ganlab_train"}
+            "/ganlab_clear_points", "/ganlab_train", "/ganlab_digits_play",
+            "/ganlab_digits_pause", "/ganlab_digits_new", "/ganlab_digits_train",
+            "/ganlab_digits_samples", "/ganlab_digits_walk"}
 FACE_ENDPOINTS = {"/faces_gallery", "/faces_pick", "/faces_arithmetic", "/faces_edit",
                   "/faces_interpolate"}
 

@@ -319,3 +319,30 @@ def test_the_gan_lab_plays_pauses_and_takes_clicked_points(browser, app_url):
     page.screenshot(path=str(ARTIFACTS / "ganlab-your-points.png"), full_page=True)
     assert covered_outputs(page) == []
     assert problems == [] and not error_toasts(page)
+
+
+def test_the_gan_lab_digits_page_trains_live_and_shows_the_trained_gan(browser, app_url):
+    from models.digitgan import shipped_available
+    from models.digits import find_set
+
+    page, problems = open_page(browser, app_url)
+    open_technique(page, "ganlab")
+    page.get_by_role("tab", name="Digits and clothes").click()
+    if shipped_available("mlp", "mnist"):
+        page.locator("#digits-shipped-status").get_by_text("Fréchet distance").wait_for(timeout=30_000)
+        assert page.locator("#digits-shipped img").count() == 1
+        page.locator("#digits-walk").click()
+        page.locator("#digits-walk-image img").wait_for(timeout=30_000)
+    if find_set("mnist") is not None:
+        status = page.locator("#digits-status")
+        page.locator("#digits-play").click()
+        page.wait_for_function("() => /Round [1-9]/.test(document.querySelector('#digits-status').innerText)",
+                               timeout=30_000)
+        page.wait_for_timeout(9000)                      # past the first measurement
+        page.locator("#digits-pause").click()
+        status.get_by_text("Paused").wait_for(timeout=15_000)
+        status.get_by_text("classes covered").wait_for(timeout=15_000)
+        assert page.locator("#digits-grid img").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "ganlab-digits.png"), full_page=True)
+    assert covered_outputs(page) == []
+    assert problems == [] and not error_toasts(page)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import linalg
 
 from models.backbones import load_inception_v3
+from models.digits import frechet_distance, statistics  # noqa: F401 (one Fréchet distance)
 
 
 @torch.no_grad()
@@ -21,18 +21,3 @@ def inception_features(images: np.ndarray | torch.Tensor, batch: int = 50, net=N
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         out.append(net(x)["pool"].double().numpy())
     return np.concatenate(out)
-
-
-def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return features.mean(0), np.cov(features, rowvar=False)
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))."""
-    diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
-    if not np.isfinite(covmean).all():
-        eps = np.eye(len(mu1)) * 1e-6
-        covmean = linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
-    covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
