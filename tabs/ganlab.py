@@ -163,6 +163,15 @@ def work(fn, *args, **kwargs):
     return single_threaded(WORKERS).submit(fn, *args, **kwargs).result()
 
 
+def end(lab) -> None:
+    """The visitor left (or an hour passed): stop a Play loop at its next picture and let the
+    game go (gr.State's delete_callback)."""
+    if isinstance(lab, Lab):
+        lab.paused, lab.heartbeat = True, 0.0
+        with lab.lock:
+            lab.game = None
+
+
 def fresh(lab: Lab | None) -> Lab:
     return lab if isinstance(lab, Lab) else Lab()
 
@@ -354,7 +363,7 @@ def build(ctx: TabContext) -> None:
 
 
 def build_toy(ctx: TabContext) -> None:
-    lab = gr.State(None, time_to_live=3600)
+    lab = gr.State(None, time_to_live=3600, delete_callback=end)
     defaults = ToyConfig()
     with gr.Accordion("What you see, and what the knobs do", open=False):
         gr.Markdown(EXPLAIN)

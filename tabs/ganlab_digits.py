@@ -75,6 +75,15 @@ class Run:
         return time.monotonic() - self.heartbeat < 3.0
 
 
+def end(run) -> None:
+    """The visitor left (or an hour passed): stop a Play loop at its next frame and let the
+    networks go (gr.State's delete_callback)."""
+    if isinstance(run, Run):
+        run.paused, run.heartbeat = True, 0.0
+        with run.lock:
+            run.game, run.quality = None, None
+
+
 def fresh(run) -> Run:
     return run if isinstance(run, Run) else Run()
 
@@ -343,7 +352,7 @@ def walk(dataset, kind, seed_a, seed_b, progress=gr.Progress()):
 def build(max_runs: int) -> tuple:
     """The page's widgets and events (its runs share the GAN lab's ``max_runs`` places);
     returns what draws it when it is shown."""
-    run = gr.State(None, time_to_live=3600)
+    run = gr.State(None, time_to_live=3600, delete_callback=end)
     with gr.Accordion("What you see, and what the knobs do", open=False):
         gr.Markdown(EXPLAIN)
     with gr.Row():

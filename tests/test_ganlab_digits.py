@@ -21,6 +21,7 @@ from models.digitgan import (DigitGAN, DigitGANConfig, DigitGANPipeline, shipped
 from models.digits import (ClassifierConfig, DigitClassifier, classifier_available, find_set,
                            frechet_distance, load_classifier, quality, read_idx, read_set,
                            to_input)
+from models.ganlab import ToyConfig
 from models.hub import WEIGHTS_DIR
 from models.runtime import single_threaded
 
@@ -279,6 +280,20 @@ def test_play_stops_at_its_caps_and_no_second_loop_starts(monkeypatch):
         ganlab_digits.new_run(run, *live())
     run = ganlab_digits.retune(run, *live(lr_g=1e-3))
     assert run.game.opt_g.param_groups[0]["lr"] == 1e-3
+
+
+def test_a_visitor_who_leaves_stops_their_run_and_frees_it(monkeypatch):
+    from tabs import ganlab, ganlab_digits
+
+    monkeypatch.setattr(ganlab_digits, "training_images", lambda dataset: tiny_images())
+    frames = ganlab_digits.play(None, *live())
+    *_, run = next(frames)
+    assert run.playing and run.game is not None
+    ganlab_digits.end(run)                       # what gr.State's delete_callback does
+    assert list(frames) == [] and run.game is None and not run.playing
+    lab = ganlab.show_game(None, *[getattr(ToyConfig(), k) for k in ganlab.SETTINGS], ganlab.LAYERS)[-1]
+    ganlab.end(lab)
+    assert lab.game is None and lab.paused
 
 
 @needs_mnist
