@@ -163,7 +163,7 @@ class Quality:
     def summary(self, floor: float | None = None) -> str:
         fd = f"Fréchet distance {self.frechet:.1f}"
         if floor is not None:
-            fd += f" (real digits: {floor:.1f})"
+            fd += f" (real images: {floor:.1f})"
         return (f"{fd}; {self.classes_covered}/10 classes covered; confidence "
                 f"{self.confidence:.0%}; {self.recognisable:.0%} recognisable")
 

@@ -92,7 +92,7 @@ def test_quality_counts_classes_confidence_and_recognisable_samples():
     top = float(torch.softmax(torch.tensor([10.0] + [0.0] * 9), 0)[0])
     assert q.confidence == pytest.approx(top, rel=1e-5) and q.recognisable == 1.0
     assert q.frechet > 0 and q.samples == 50
-    assert "1/10 classes covered" in q.summary(floor=2.5) and "real digits: 2.5" in q.summary(2.5)
+    assert "1/10 classes covered" in q.summary(floor=2.5) and "real images: 2.5" in q.summary(2.5)
 
 
 @needs_classifier
