@@ -121,7 +121,8 @@ def to_input(images: np.ndarray) -> torch.Tensor:
     return torch.tensor(np.asarray(images)).float().div(127.5).sub(1).unsqueeze(1)
 
 
-def load_classifier(dataset: str, folder: str | os.PathLike | None = None) -> DigitClassifier:
+def load_classifier(dataset: str = "mnist", folder: str | os.PathLike | None = None) -> DigitClassifier:
+    """The shipped judge of a data set, or the one in ``folder``."""
     return from_pretrained(DigitClassifier, folder or WEIGHTS_DIR / f"digit-classifier-{dataset}")
 
 

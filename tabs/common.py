@@ -221,6 +221,39 @@ class Lazy(Generic[T]):
         return self._value
 
 
+@dataclass
+class LivePlay:
+    """What one visitor's Play loop trains, kept in their gr.State: the ``game``, the lock its
+    computation holds (taken on a worker thread only, never while waiting for one), when the
+    loop last drew (so a second Play does not start a second loop) and whether Pause was
+    pressed."""
+    game: Any = None
+    heartbeat: float = 0.0
+    paused: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def playing(self) -> bool:
+        return time.monotonic() - self.heartbeat < 3.0
+
+    def locked(self, fn, *args):
+        with self.lock:
+            return fn(*args)
+
+    def end(self) -> None:
+        """The visitor left (or the state expired): the loop stops at its next frame and the
+        game's networks go."""
+        self.paused, self.heartbeat = True, 0.0
+        with self.lock:
+            self.game = None
+
+
+def end_live_play(state) -> None:
+    """gr.State's delete_callback for a LivePlay."""
+    if isinstance(state, LivePlay):
+        state.end()
+
+
 class Deadline:
     """Wall-clock cap for one request, so a generation cannot hold the queue forever."""
 

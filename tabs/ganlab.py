@@ -3,7 +3,6 @@ reproduce the chapters' warnings; the game itself is models/ganlab.py."""
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 
 import gradio as gr
@@ -15,7 +14,7 @@ from models.ganlab import (BOX, EXPERIMENTS, LOSSES, MAX_DRAWN, TARGETS, ToyConf
 from models.runtime import single_threaded
 
 from . import ganlab_digits
-from .common import TabContext, Technique, number, seed_value
+from .common import LivePlay, TabContext, Technique, end_live_play, number, seed_value
 
 TECHNIQUE = Technique("ganlab", "GAN lab", "images",
                       "Watch a GAN learn, live: on 2-D points, then on digits and clothes.",
@@ -60,23 +59,9 @@ points (green) and G's fakes (purple) and learns to tell them apart. Each **roun
 
 
 @dataclasses.dataclass
-class Lab:
-    """One visitor's game (kept in their gr.State): the game, their drawn points, and when a
-    Play loop last drew, so a second Play does not start a second loop."""
-    game: ToyGAN | None = None
+class Lab(LivePlay):
+    """One visitor's 2-D game (``game``, a ToyGAN) and the points they placed."""
     points: list = dataclasses.field(default_factory=list)
-    heartbeat: float = 0.0
-    paused: bool = False
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-
-    @property
-    def playing(self) -> bool:
-        return time.monotonic() - self.heartbeat < 2.0
-
-    def locked(self, fn, *args):
-        """Call fn with the game locked (on a worker: a lock is never held while waiting for one)."""
-        with self.lock:
-            return fn(*args)
 
     def sync(self, config: ToyConfig) -> ToyGAN:
         """The game for these settings: the same game re-tuned, or a new one."""
@@ -161,15 +146,6 @@ def empty_plane(points: list) -> np.ndarray:
 def work(fn, *args, **kwargs):
     """Run a game's computation on the single-threaded workers."""
     return single_threaded(WORKERS).submit(fn, *args, **kwargs).result()
-
-
-def end(lab) -> None:
-    """The visitor left (or an hour passed): stop a Play loop at its next picture and let the
-    game go (gr.State's delete_callback)."""
-    if isinstance(lab, Lab):
-        lab.paused, lab.heartbeat = True, 0.0
-        with lab.lock:
-            lab.game = None
 
 
 def fresh(lab: Lab | None) -> Lab:
@@ -363,7 +339,7 @@ def build(ctx: TabContext) -> None:
 
 
 def build_toy(ctx: TabContext) -> None:
-    lab = gr.State(None, time_to_live=3600, delete_callback=end)
+    lab = gr.State(None, time_to_live=3600, delete_callback=end_live_play)
     defaults = ToyConfig()
     with gr.Accordion("What you see, and what the knobs do", open=False):
         gr.Markdown(EXPLAIN)

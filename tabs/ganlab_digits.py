@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import threading
 import time
 
 import gradio as gr
@@ -22,7 +21,7 @@ from models.digits import (TITLES, Quality, classifier_available, emerged, find_
 from models.hub import WEIGHTS_DIR
 from models.runtime import fast_bf16, single_threaded
 
-from .common import Lazy, number, seed_value
+from .common import Lazy, LivePlay, end_live_play, number, seed_value
 
 LEARNING_RATES = [5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3]
 MAX_PLAY_SECONDS = 120       # one press of Play
@@ -60,28 +59,11 @@ fake images, real labelled 0.9: one-sided label smoothing) and one generator upd
 
 
 @dataclasses.dataclass
-class Run:
-    """One visitor's digit GAN (kept in their gr.State)."""
-    game: DigitGAN | None = None
-    heartbeat: float = 0.0
-    paused: bool = False
+class Run(LivePlay):
+    """One visitor's digit GAN (``game``, a DigitGAN) and its latest measures."""
     quality: Quality | None = None
     quality_round: int = -1
     emerged: tuple | None = None          # (round, seconds) when digits first emerged (models.digits.emerged)
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-
-    @property
-    def playing(self) -> bool:
-        return time.monotonic() - self.heartbeat < 3.0
-
-
-def end(run) -> None:
-    """The visitor left (or an hour passed): stop a Play loop at its next frame and let the
-    networks go (gr.State's delete_callback)."""
-    if isinstance(run, Run):
-        run.paused, run.heartbeat = True, 0.0
-        with run.lock:
-            run.game, run.quality = None, None
 
 
 def fresh(run) -> Run:
@@ -106,7 +88,10 @@ SHIPPED = {(k, d): Lazy(f"the trained {KINDS[k]} on {TITLES[d]}",
            for k in KINDS for d in TITLES}
 
 
+@functools.lru_cache(maxsize=None)
 def floor(dataset: str) -> float | None:
+    """The judge's real-vs-real Fréchet distance at QUALITY_SAMPLES (read once: every frame
+    shows it)."""
     path = WEIGHTS_DIR / f"digit-classifier-{dataset}" / "metrics.json"
     if not path.is_file():
         return None
@@ -215,7 +200,7 @@ def play(run, dataset, kind, lr_d, lr_g, seed):
                 break
             rounds = max(1, min(int(rate * WORK_SECONDS), MAX_ROUNDS - game.steps))
             t = time.monotonic()
-            work(locked_step, run, game, rounds)
+            work(run.locked, game.step, rounds)
             rate = 0.7 * rate + 0.3 * rounds / max(time.monotonic() - t, 1e-4)
             if frame - last_quality > QUALITY_SECONDS:
                 work(measure, run)
@@ -229,11 +214,6 @@ def play(run, dataset, kind, lr_d, lr_g, seed):
     if note is not None:
         work(measure, run)
         yield (*work(view, run, note), run)
-
-
-def locked_step(run: Run, game: DigitGAN, rounds: int) -> None:
-    with run.lock:
-        game.step(rounds)
 
 
 def pause(run):
@@ -284,7 +264,7 @@ def train(dataset, kind, lr_d, lr_g, seed, rounds):
     game = work(sync, run, config)
     deadline = time.monotonic() + MAX_PLAY_SECONDS
     while game.steps < rounds and time.monotonic() < deadline:
-        work(locked_step, run, game, min(100, rounds - game.steps))
+        work(run.locked, game.step, min(100, rounds - game.steps))
     work(measure, run)
     grid, curves, _ = work(view, run)
     h = game.history[-1]
@@ -352,7 +332,7 @@ def walk(dataset, kind, seed_a, seed_b, progress=gr.Progress()):
 def build(max_runs: int) -> tuple:
     """The page's widgets and events (its runs share the GAN lab's ``max_runs`` places);
     returns what draws it when it is shown."""
-    run = gr.State(None, time_to_live=3600, delete_callback=end)
+    run = gr.State(None, time_to_live=3600, delete_callback=end_live_play)
     with gr.Accordion("What you see, and what the knobs do", open=False):
         gr.Markdown(EXPLAIN)
     with gr.Row():
@@ -408,8 +388,10 @@ def build(max_runs: int) -> tuple:
     for knob in (lr_d, lr_g):
         knob.input(retune, [run, *live], [run], api_visibility="private", queue=False)
     shipped_out = [samples, progress_im, shipped_curve, shipped_status]
-    for trigger in (dataset.input, kind.input, sample_btn.click):
-        trigger(shipped_view, [dataset, kind, sample_seed], shipped_out, api_name=False,
+    sample_btn.click(shipped_view, [dataset, kind, sample_seed], shipped_out,
+                     api_name="ganlab_digits_samples", concurrency_id="ganlab-step")
+    for trigger in (dataset.input, kind.input):
+        trigger(shipped_view, [dataset, kind, sample_seed], shipped_out, api_visibility="private",
                 concurrency_id="ganlab-step")
     walk_btn.click(walk, [dataset, kind, seed_a, seed_b], [walk_im], api_name="ganlab_digits_walk",
                    concurrency_id="ganlab-step")
@@ -418,9 +400,6 @@ def build(max_runs: int) -> tuple:
         rounds_in = gr.Number(label="rounds")
         grid_out, curves_out = gr.Image(format="png"), gr.Image(format="png")
         measures_out = gr.JSON(label="measures")
-        api_samples = gr.Button("samples")
     api_run.click(train, [*live, rounds_in], [grid_out, curves_out, measures_out],
                   api_name="ganlab_digits_train", concurrency_id="ganlab", concurrency_limit=max_runs)
-    api_samples.click(shipped_view, [dataset, kind, sample_seed], shipped_out,
-                      api_name="ganlab_digits_samples", concurrency_id="ganlab-step")
     return shipped_view, [dataset, kind, sample_seed], shipped_out

@@ -284,16 +284,18 @@ def test_play_stops_at_its_caps_and_no_second_loop_starts(monkeypatch):
 
 def test_a_visitor_who_leaves_stops_their_run_and_frees_it(monkeypatch):
     from tabs import ganlab, ganlab_digits
+    from tabs.common import end_live_play
 
     monkeypatch.setattr(ganlab_digits, "training_images", lambda dataset: tiny_images())
     frames = ganlab_digits.play(None, *live())
     *_, run = next(frames)
     assert run.playing and run.game is not None
-    ganlab_digits.end(run)                       # what gr.State's delete_callback does
+    end_live_play(run)                           # gr.State's delete_callback
     assert list(frames) == [] and run.game is None and not run.playing
     lab = ganlab.show_game(None, *[getattr(ToyConfig(), k) for k in ganlab.SETTINGS], ganlab.LAYERS)[-1]
-    ganlab.end(lab)
+    end_live_play(lab)
     assert lab.game is None and lab.paused
+    end_live_play(None)                          # a visitor who never played
 
 
 @needs_mnist

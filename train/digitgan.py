@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from PIL import Image
 from models.digitgan import DigitGAN, DigitGANConfig, DigitGANPipeline, sheet
 from models.digits import EMERGED_CLASSES, EMERGED_SHARE, SURE, emerged, load_classifier, quality
 from models.ganlab import Record
-from models.hub import save_pretrained
+from models.hub import WEIGHTS_DIR, save_pretrained
 
 from .common import Budget, RunDir, command_line, hardware
 from .data import load_digits
@@ -146,7 +145,7 @@ def measure(folder: Path, dataset: str | None = None, classifier=None) -> dict:
     pipe = DigitGANPipeline.from_pretrained(folder)
     dataset = dataset or pipe.config.dataset
     clf = load_classifier(dataset, classifier)
-    floor_path = Path(classifier or f"weights/digit-classifier-{dataset}") / "metrics.json"
+    floor_path = Path(classifier or WEIGHTS_DIR / f"digit-classifier-{dataset}") / "metrics.json"
     floor = json.loads(floor_path.read_text())["floor"]
     scores = {}
     for n in (1000, 10000):

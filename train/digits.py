@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.digits import ClassifierConfig, DigitClassifier, quality, statistics, to_input
+from models.digits import (ClassifierConfig, DigitClassifier, load_classifier, quality, statistics,
+                           to_input)
 from models.hub import save_pretrained
 
 from .common import command_line, hardware
@@ -42,9 +43,8 @@ def shift(x: torch.Tensor, gen: torch.Generator, pixels: int = 2) -> torch.Tenso
 
 def speckle(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Digits with the noise a young generator draws, labels kept: half get Gaussian pixel
-    noise (sd up to 0.4), half get up to 8% of their pixels replaced by random values. Without
-    this the classifier learnt from the outliers below that speckled digits are not digits,
-    and read a simple GAN's plainly legible digits at 10% confidence."""
+    noise (sd up to 0.4), half get up to 8% of their pixels replaced by random values, so
+    speckled digits still read as digits (docs/ganlab.md)."""
     n = len(x)
     sd = torch.rand(n, 1, 1, 1, generator=gen) * 0.4 * (torch.rand(n, 1, 1, 1, generator=gen) < 0.5)
     x = x + sd * torch.randn(x.shape, generator=gen)
@@ -56,10 +56,8 @@ def speckle(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def outliers(n: int, gen: torch.Generator) -> torch.Tensor:
     """Images that are not digits (Outlier Exposure, Hendrycks et al. 2019): uniform noise and
-    smooth random blobs. Trained towards a uniform verdict, they keep the classifier from being
-    sure of what a generator draws before it draws anything (without them it is 100% sure of
-    uniform noise). Two digits overlaid were tried as a third kind and dropped: the classifier
-    then doubted bold digits (a generator's clean bold 0 read at 16%)."""
+    smooth random blobs, trained towards a uniform verdict so the classifier is not sure of
+    them (docs/ganlab.md has the versions tried)."""
     k = n // 2
     noise = torch.rand(k, 1, 28, 28, generator=gen) * 2 - 1
     blobs = F.interpolate(torch.randn(n - k, 1, 7, 7, generator=gen), size=28, mode="bilinear",
@@ -122,9 +120,8 @@ def accuracy(model: DigitClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def measure(folder: Path, model: DigitClassifier | None = None, data=None) -> dict:
     """metrics.json: test accuracy, and every measure on real training images (the floor)."""
-    from models.digits import load_classifier
     folder = Path(folder)
-    model = model or load_classifier("", folder)
+    model = model or load_classifier(folder=folder)
     if data is None:
         ds = model.config.dataset
         (x, y), (xt, yt) = load_digits(ds, "train"), load_digits(ds, "test")
