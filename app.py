@@ -76,6 +76,8 @@ LAUNCH_KWARGS = dict(
     head=BRUSH_FIRST,
     max_file_size="25mb",
     show_error=True,
+    # a thread per open request: text streams wait on one shared batch (tabs/charlm.py)
+    max_threads=96,
 )
 
 
@@ -123,8 +125,9 @@ def build() -> gr.Blocks:
                             None, [nav, inner], queue=False, js=TO_TOP, api_visibility="private")
         gr.Markdown("Models load on first use of their tab. Source and model cards: see the "
                     "repository README.", elem_id="studio-footer")
-    # heavy events share one slot (concurrency_id), the rest run two at a time
-    blocks.queue(default_concurrency_limit=2, max_size=32)
+    # heavy events share one slot (concurrency_id), text streams share one batch, the rest run
+    # two at a time; a classroom of thirty can all be in line at once
+    blocks.queue(default_concurrency_limit=2, max_size=128)
     return blocks
 
 

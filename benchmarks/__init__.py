@@ -17,6 +17,13 @@ class Row(NamedTuple):
     threads: int      # torch's intra-op threads when the row was measured
 
 
+def print_table(rows: list[Row]) -> None:
+    print("| section | measure | value | note | threads |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r.section} | {r.measure} | {r.value} | {r.note} | {r.threads} |")
+
+
 def row(section: str, measure: str, value: str, note: str = "") -> Row:
     """A table row, stamped with the thread count it was measured with (make it right after
     the measurement, inside any :func:`threads` block)."""

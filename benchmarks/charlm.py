@@ -3,6 +3,7 @@ context for every new character (nanoGPT's ``generate``, the Keras example); tim
 character.  Goal: at least 5x at 512 generated characters, first character under 0.3 s."""
 from __future__ import annotations
 
+import threading
 import time
 
 import torch
@@ -52,5 +53,34 @@ def run() -> list[Row]:
              f"({five_naive / five:.1f}x)"),
             row("charlm", f"{folder}: time to the first character", f"{first * 1000:.0f} ms",
              f"model load (first use) {load * 1000:.0f} ms; goal under 300 ms"),
+            classroom(sampler, ids, folder),
         ]
     return rows
+
+
+def classroom(sampler: CharSampler, ids, folder: str, visitors: int = 32, length: int = 400) -> Row:
+    """Thirty-two visitors' texts (own seeds) through the app's shared batch, all at once,
+    against the same requests one after another: characters per CPU-second of this process."""
+    batcher = sampler.batched()
+
+    def visit(seed: int) -> None:
+        for _ in batcher.stream(ids, length, [0.7], generator=torch.Generator().manual_seed(seed)):
+            pass
+
+    visit(0)                                            # warm-up
+    cpu, wall = time.process_time(), time.perf_counter()
+    for seed in range(visitors):
+        visit(seed)
+    alone_cpu, alone_wall = time.process_time() - cpu, time.perf_counter() - wall
+    threads = [threading.Thread(target=visit, args=(seed,)) for seed in range(visitors)]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    together_cpu, together_wall = time.process_time() - cpu, time.perf_counter() - wall
+    chars = visitors * length
+    return row("charlm", f"{folder}: {visitors} visitors at once, {length} chars each, shared batch",
+               f"{chars / together_cpu:.0f} chars/CPU-s",
+               f"one after another: {chars / alone_cpu:.0f} chars/CPU-s; **{alone_cpu / together_cpu:.1f}x** "
+               f"per CPU-second (goal 4x); wall {together_wall:.1f} s against {alone_wall:.1f} s")

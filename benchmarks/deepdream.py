@@ -69,4 +69,28 @@ def run() -> list[Row]:
         row("deepdream", "defaults at 512 px: total", f"{total512:.1f} s", "goal: well under 60 s"),
         row("deepdream", "defaults at 1,024 px (tiled 512): first image / total",
          f"{first1k:.1f} s / {total1k:.1f} s", "4 tiles per step at the last octave"),
-    ]
+    ] + tab_defaults(pipe, img512)
+
+
+def tab_defaults(pipe, image) -> list[Row]:
+    """The tab's first click: the defaults fitted to its time budget (tabs/deepdream.py), at
+    this CPU's own precision and in fp32, which is what a CPU without native bf16 runs."""
+    from models.deepdream import resize, to_tensor, to_uint8
+    from tabs.deepdream import BUDGET_SECONDS
+
+    out = []
+    for precision in dict.fromkeys(["auto", "fp32"]):
+        asked = DreamSettings(precision=precision)
+        side, fitted = pipe.within(image.shape[:2], asked, BUDGET_SECONDS)
+        scaled = image
+        if side < max(image.shape[:2]):
+            h, w = image.shape[:2]
+            size = (round(h * side / max(h, w)), round(w * side / max(h, w)))
+            scaled = to_uint8(resize(to_tensor(image), size))
+        first, total = end_to_end(pipe, scaled, fitted)
+        kind = "bf16" if pipe.low_precision(asked) else "fp32"
+        out.append(row("deepdream", f"tab default ({kind}), fitted to {BUDGET_SECONDS} s: first image / total",
+                       f"{first:.1f} / {total:.1f} s",
+                       f"ran {max(scaled.shape[:2])} px, {fitted.steps} steps per octave (estimated "
+                       f"{pipe.estimate(image.shape[:2], asked):.0f} s as asked)"))
+    return out

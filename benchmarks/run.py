@@ -14,9 +14,11 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import print_table
 from models.runtime import bf16_cpu
 
 SECTIONS = ["app", "faces", "vae", "pixelcnn", "ganlab", "style", "deepdream", "charlm", "wavenet"]
+# on request only (minutes): ``python -m benchmarks.run load``, or benchmarks/load.py's options
 
 
 def cpu_name() -> str:
@@ -44,10 +46,7 @@ def main(argv: list[str]) -> int:
     bf16 = "native" if bf16_cpu() else "not native, so the rows' bf16 paths run in fp32"
     print(f"\n{cpu_name()}, {os.cpu_count()} cores, bf16 convolutions {bf16}, "
           f"torch {torch.__version__} (default {threads} threads)\n")
-    print("| section | measure | value | note | threads |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r.section} | {r.measure} | {r.value} | {r.note} | {r.threads} |")
+    print_table(rows)
     return 0
 
 

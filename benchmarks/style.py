@@ -170,4 +170,26 @@ def run() -> list[Row]:
                  f"{first:.1f} s", "goal: within seconds"))
     rows.append(row("style", "defaults at 512 px: total", f"{time.perf_counter() - t:.1f} s",
                  f"goal: under 60 s; peak RSS {peak_mb():.0f} MB"))
+    rows += tab_defaults(pipe, content, style)
     return rows
+
+
+def tab_defaults(pipe, content, style) -> list[Row]:
+    """The tab's first click: the defaults fitted to its time budget (tabs/style.py), at this
+    CPU's own precision and in fp32, which is what a CPU without native bf16 runs."""
+    from tabs.style import BUDGET_SECONDS
+
+    out = []
+    for precision in dict.fromkeys(["auto", "fp32"]):
+        asked = StyleSettings(precision=precision)
+        fitted = pipe.within(content.shape[:2], asked, BUDGET_SECONDS)
+        t, first = time.perf_counter(), None
+        for _ in pipe.stream(content, [style], fitted, every=5):
+            first = first or time.perf_counter() - t
+        kind = "bf16" if pipe.low_precision(asked) else "fp32"
+        out.append(row("style", f"tab default ({kind}), fitted to {BUDGET_SECONDS} s: first image / total",
+                       f"{first:.1f} / {time.perf_counter() - t:.1f} s",
+                       f"ran {fitted.size} px, {fitted.steps} iterations (asked 512 px, 100: "
+                       f"estimated {pipe.estimate(content.shape[:2], asked):.0f} s; fitted "
+                       f"{pipe.estimate(content.shape[:2], fitted):.0f} s)"))
+    return out

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .hub import from_pretrained, resolve
-from .runtime import bf16_cpu, device, generator as seeded
+from .runtime import bf16_cpu, device, generator as seeded, shared_result
 
 
 @dataclass
@@ -374,14 +374,22 @@ class FacePipeline:
     def read(self, images: torch.Tensor) -> dict[str, float]:
         return {n: float(p) for n, p in zip(self.attributes, self.clf.probabilities(images)[0])}
 
-    def gallery(self, seed: int, n: int = 64) -> np.ndarray:
+    def __post_init__(self):
+        # a seed's gallery and its pool's attribute readings are computed once however many
+        # visitors ask for them at once (a classroom opens the tab on the default seed)
+        self.gallery = shared_result(16)(self._gallery)
+        self.readings = shared_result(16)(self._readings)
+
+    def _gallery(self, seed: int, n: int = 64) -> np.ndarray:
         return to_uint8(self.images(self.pool(seed, n)))
+
+    def _readings(self, seed: int, n: int = 256) -> torch.Tensor:
+        return self.clf.probabilities(self.images(self.pool(seed, n)))
 
     def pick(self, seed: int, preset: Preset, n: int = 256) -> list[list[int]]:
         """Three faces per group, chosen by the classifier among the seed's ``n``
         (:func:`pick_groups`; ``LookupError`` names a group no face fits)."""
-        probs = self.clf.probabilities(self.images(self.pool(seed, n)))
-        return [g.tolist() for g in pick_groups(probs, self.attributes, preset)]
+        return [g.tolist() for g in pick_groups(self.readings(seed, n), self.attributes, preset)]
 
     def arithmetic(self, seed: int, groups: list[list[int]], noise: float = 0.25) -> Arithmetic:
         z = self.pool(seed)

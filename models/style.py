@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -97,10 +98,14 @@ class StyleUpdate:
     size: tuple[int, int]
     losses: list[float] = field(default_factory=list)  # full history, for the loss curve
     done: bool = False
+    costs: tuple[float, ...] = ()         # each stage's share of the work (steps x pixels)
 
     @property
     def fraction(self) -> float:
-        return ((self.stage - 1) + self.step / self.steps) / self.stages
+        """Of the work done (by cost, so a time-left estimate holds across stages)."""
+        if not self.costs:
+            return ((self.stage - 1) + self.step / self.steps) / self.stages
+        return sum(self.costs[:self.stage - 1]) + self.costs[self.stage - 1] * self.step / self.steps
 
     @property
     def message(self) -> str:
@@ -291,6 +296,7 @@ class StylePipeline:
         self.vgg = vgg.to(memory_format=torch.channels_last)
         self.device = next(vgg.parameters()).device
         self._bf16_vgg: VGG19 | None = None
+        self._probe: dict[bool, float] = {}
         reuse_freed_memory()
 
     @classmethod
@@ -331,6 +337,8 @@ class StylePipeline:
             plan = [(side, n) for (side, _), n in zip(plan, s.stage_steps)]
         img = None
         losses: list[float] = []
+        work = [n * math.prod(fit(content_full.shape[-2:], side)) for side, n in plan]
+        costs = tuple(w / sum(work) for w in work)
         for stage, (longest, steps) in enumerate(plan, start=1):
             size = fit(content_full.shape[-2:], longest)
             content = resize(content_full, size)
@@ -365,15 +373,55 @@ class StylePipeline:
                 stop = should_stop is not None and should_stop()
                 if step % every == 0 or step == steps or stop:
                     yield StyleUpdate(self._show(best[1], content, s), stage, len(plan), step,
-                                      steps, best[0], size, list(losses))
+                                      steps, best[0], size, list(losses), costs=costs)
                 if stop:
                     return
             img = best[1]
         yield StyleUpdate(self._show(img, content, s), len(plan), len(plan), plan[-1][1],
-                          plan[-1][1], best[0], size, losses, done=True)
+                          plan[-1][1], best[0], size, losses, done=True, costs=costs)
 
     def low_precision(self, s: StyleSettings) -> bool:
         return use_bf16(s.precision, self.device)
+
+    def seconds_per_pixel(self, s: StyleSettings) -> float:
+        """One objective evaluation (forward and backward) per output pixel on this machine at
+        this precision: measured once, on a 256 x 256 picture (per pixel, smaller pictures cost
+        a little more, so estimates of larger ones err on the long side)."""
+        key = self.low_precision(s)
+        if key not in self._probe:
+            with torch.no_grad():
+                picture = torch.rand((1, 3, 256, 256), generator=torch.Generator().manual_seed(0))
+            objective = StyleLoss(self.vgg, picture, [picture], [1.0], s,
+                                  bf16_vgg=self.bf16_vgg() if key else None)
+            x = picture.clone().requires_grad_(True)
+            objective(x).backward()                     # warm-up: allocations, oneDNN plans
+            start = time.perf_counter()
+            for _ in range(2):
+                x.grad = None
+                objective(x).backward()
+            self._probe[key] = (time.perf_counter() - start) / 2 / 256**2
+        return self._probe[key]
+
+    def estimate(self, shape: tuple[int, int], s: StyleSettings) -> float:
+        """Seconds the settings should take here for a content picture of ``shape`` (h, w): the
+        evaluations times their measured cost, plus the targets, copies and optimiser's own
+        work (15% and a second, from the default run on two machines; docs/style.md)."""
+        per_pixel = self.seconds_per_pixel(s)
+        evaluations = sum(steps * per_pixel * math.prod(fit(shape, side))
+                          for side, steps in schedule(s.size, s.steps, s.coarse_to_fine))
+        return 1.15 * evaluations + 1.0
+
+    def within(self, shape: tuple[int, int], s: StyleSettings, seconds: float) -> StyleSettings:
+        """The settings made small enough to finish in about ``seconds`` here: fewer steps
+        first (to 40; L-BFGS from the recoloured photo has done most of its work by then), then
+        a smaller picture (to 256 px), then fewer steps (to 20); unchanged if they fit already."""
+        while self.estimate(shape, s) > seconds and s.steps > 40:
+            s = replace(s, steps=max(40, int(s.steps * 0.9)))
+        while self.estimate(shape, s) > seconds and s.size > 256:
+            s = replace(s, size=max(256, s.size - 32))
+        while self.estimate(shape, s) > seconds and s.steps > 20:
+            s = replace(s, steps=max(20, int(s.steps * 0.9)))
+        return s
 
     def __call__(self, content, styles, settings=None, *, generator=None) -> StyleUpdate:
         last = None

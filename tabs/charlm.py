@@ -13,7 +13,8 @@ from models.charlm import CharSampler, entropy, sampling_probs
 from models.hub import WEIGHTS_DIR
 from models.runtime import generator, gpu
 
-from .common import Deadline, Lazy, TabContext, Technique, number, seed_value, sentence
+from .common import (Deadline, Lane, Lazy, TabContext, Technique, number, seed_value, sentence,
+                     visitor_of)
 
 TECHNIQUE = Technique("charlm", "Text sampling", "sound",
                       "Character-level transformers writing reviews and plays, hot or cold.",
@@ -36,7 +37,10 @@ EXAMPLES = [["IMDB movie reviews", "This movie"], ["IMDB movie reviews", "I expe
 COMPARE_TEMPERATURES = (0.2, 0.5, 0.7, 1.0, 1.5)
 MAX_LENGTH = 2000
 MAX_PROMPT = 100_000
-STREAM_EVERY = 0.08   # seconds between streamed updates
+STREAM_EVERY = 0.08   # seconds between streamed updates, for one visitor (more when many share)
+TEXT_STREAMS = 48     # text requests sampled at once (together, in one batch)
+TEXT_PER_VISITOR = 3  # open text requests per visitor: a flood from one cannot fill the batch
+TEXT_LANE = Lane("text", slots=TEXT_STREAMS, per_visitor=TEXT_PER_VISITOR)
 
 
 PIPELINES = {label: Lazy(f"the {label} language model",
@@ -98,6 +102,12 @@ def prepare(sampler: CharSampler, prompt: str, top_k: int) -> tuple[list[int], l
     return ids, notes
 
 
+def stream_every(batcher) -> float:
+    """Seconds between a visitor's streamed updates: each update costs the server a few
+    milliseconds of Python, so with thirty streams open they come less often (docs/charlm.md)."""
+    return STREAM_EVERY * max(1.0, batcher.active / 4)
+
+
 def status_line(notes: list[str], message: str) -> str:
     return sentence(notes) + message
 
@@ -130,8 +140,13 @@ def coloured(prompt: str, text: str, probs: list[float], probs_t1: list[float]) 
 
 @gpu(duration=60)
 def generate(model_name, prompt, temperature, length, top_k, top_p, seed,
-             progress=gr.Progress()):
+             request: gr.Request = None, progress=gr.Progress()):
     """Stream (text, coloured HTML, status) while sampling one text."""
+    with TEXT_LANE.ticket(visitor_of(request)):
+        yield from generating(model_name, prompt, temperature, length, top_k, top_p, seed, progress)
+
+
+def generating(model_name, prompt, temperature, length, top_k, top_p, seed, progress):
     prompt, temperature, length, top_k, top_p, seed = check_settings(
         prompt, temperature, length, top_k, top_p, seed)
     sampler = sampler_for(model_name).get(progress)
@@ -141,7 +156,8 @@ def generate(model_name, prompt, temperature, length, top_k, top_p, seed,
     chars, probs, probs_t1 = [], [], []
     last = 0.0
     yield "", "", status_line(notes, "Sampling...")
-    for step in sampler.stream(ids, length, [temperature], top_k, top_p, generator=gen):
+    batcher = sampler.batched()
+    for step in batcher.stream(ids, length, [temperature], top_k, top_p, generator=gen):
         chars.append(sampler.config.chars[int(step.ids[0])])
         probs.append(float(step.prob[0]))
         probs_t1.append(float(step.prob_t1[0]))
@@ -150,7 +166,7 @@ def generate(model_name, prompt, temperature, length, top_k, top_p, seed,
         if deadline.passed():
             notes.append(f"stopped at the {deadline.seconds:.0f} s limit")
             done = True
-        if done or now - last > STREAM_EVERY or step.index == 0:
+        if done or now - last > stream_every(batcher) or step.index == 0:
             last = now
             text = "".join(chars)
             message = f"{len(chars)}/{length} characters"
@@ -165,8 +181,14 @@ def generate(model_name, prompt, temperature, length, top_k, top_p, seed,
 
 
 @gpu(duration=60)
-def compare(model_name, prompt, length, top_k, top_p, seed, progress=gr.Progress()):
+def compare(model_name, prompt, length, top_k, top_p, seed, request: gr.Request = None,
+            progress=gr.Progress()):
     """The same prompt and seed at five temperatures, batched; streams the five texts."""
+    with TEXT_LANE.ticket(visitor_of(request)):
+        yield from comparing(model_name, prompt, length, top_k, top_p, seed, progress)
+
+
+def comparing(model_name, prompt, length, top_k, top_p, seed, progress):
     prompt, _, length, top_k, top_p, seed = check_settings(prompt, 1.0, length, top_k, top_p, seed)
     sampler = sampler_for(model_name).get(progress)
     ids, notes = prepare(sampler, prompt, top_k)
@@ -175,12 +197,13 @@ def compare(model_name, prompt, length, top_k, top_p, seed, progress=gr.Progress
     rows: list[list[str]] = [[] for _ in COMPARE_TEMPERATURES]
     last = 0.0
     yield *([prompt] * len(rows)), status_line(notes, "Sampling five temperatures at once...")
-    for step in sampler.stream(ids, length, COMPARE_TEMPERATURES, top_k, top_p, generator=gen):
+    batcher = sampler.batched()
+    for step in batcher.stream(ids, length, COMPARE_TEMPERATURES, top_k, top_p, generator=gen):
         for row, i in zip(rows, step.ids.tolist()):
             row.append(sampler.config.chars[i])
         now = time.monotonic()
         done = step.index + 1 == length or deadline.passed()
-        if done or now - last > STREAM_EVERY or step.index == 0:
+        if done or now - last > stream_every(batcher) or step.index == 0:
             last = now
             message = f"{step.index + 1}/{length} characters in each column"
             if done:
@@ -290,10 +313,14 @@ def build(ctx: TabContext) -> None:
                      api_visibility="private")
     # .input: only a person's choice resets the prompt (an example sets both at once)
     model.input(example_prompt, model, prompt, api_name="text_example_prompt", queue=False)
+    # every visitor's text is sampled in one shared batch (models/charlm.py, Batcher): a request
+    # waits on it, so many may be open at once
     event = run.click(generate, [model, prompt, temperature, length, top_k, top_p, seed],
-                      [output, colours, status], api_name="text_generate")
+                      [output, colours, status], api_name="text_generate",
+                      concurrency_id="text", concurrency_limit=TEXT_STREAMS)
     cmp_event = run_compare.click(compare, [model, prompt, length, top_k, top_p, seed],
-                                  [*columns, status], api_name="text_compare")
+                                  [*columns, status], api_name="text_compare",
+                                  concurrency_id="text", concurrency_limit=TEXT_STREAMS)
     run_dist.click(distribution, [model, prompt, temperature, top_k, top_p], [plot, status],
                    api_name="text_distribution")
     stop.click(lambda: "Stopped.", None, status, cancels=[event, cmp_event],

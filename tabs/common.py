@@ -3,6 +3,7 @@ that fail with a clear message, checks for numbers sent through the API (slider 
 protect the UI), and lazily loaded pipelines."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -18,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 40_000_000            # refuse images above 40 MP before decoding them
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own decompression-bomb guard, as a second line
 HEAVY = "heavy"                    # concurrency_id shared by the CPU/GPU-bound events
+HEAVY_OPEN = 16                    # heavy requests let in at once: they wait in HEAVY_LANE
 MAX_SECONDS = 300                  # no single request may hold the heavy queue longer
 
 T = TypeVar("T")
@@ -265,25 +267,119 @@ class Deadline:
         return time.monotonic() > self.end
 
 
+class Lane:
+    """A bounded lane for long jobs: ``slots`` run at once, in order of arrival, and a visitor
+    may have ``per_visitor`` jobs open in it (running or waiting); more are refused at once
+    with a clear message, so one client's flood of requests cannot starve everyone else.
+    A waiting job is told its place in line and the expected wait (from recent jobs).
+
+        with lane.ticket(visitor) as ticket:       # gr.Error if the visitor has too many open
+            while not ticket.admitted(timeout=1):
+                yield ticket.message()
+            ...                                     # the job; leaving frees the slot
+    """
+
+    def __init__(self, name: str, slots: int = 1, per_visitor: int = 1):
+        self.name, self.slots, self.per_visitor = name, slots, per_visitor
+        self.cond = threading.Condition()
+        self.line: list[Ticket] = []               # open tickets in order of arrival
+        self.recent: list[float] = []              # seconds of the last jobs, for the estimate
+
+    def ticket(self, visitor: str | None) -> "Ticket":
+        with self.cond:
+            mine = sum(t.visitor == visitor for t in self.line) if visitor else 0
+            if mine >= self.per_visitor:
+                raise gr.Error(f"You already have {mine} {self.name} job(s) running or waiting "
+                               f"(the limit is {self.per_visitor} per visitor, so that everyone "
+                               "gets a turn): wait for one to finish, or stop it.")
+            t = Ticket(self, visitor)
+            self.line.append(t)
+            return t
+
+    def position(self, t: "Ticket") -> int:
+        """0 = running; n = n-th in line."""
+        i = self.line.index(t)
+        return 0 if i < self.slots else i - self.slots + 1
+
+    def expected_wait(self, place: int) -> float | None:
+        if not self.recent:
+            return None
+        return place * sorted(self.recent)[len(self.recent) // 2] / self.slots
+
+
+class Ticket:
+    def __init__(self, lane: Lane, visitor: str | None):
+        self.lane, self.visitor, self.started = lane, visitor, None
+
+    def admitted(self, timeout: float) -> bool:
+        with self.lane.cond:
+            if self.lane.position(self) > 0:
+                self.lane.cond.wait(timeout)
+            if self.lane.position(self) == 0:
+                self.started = self.started or time.monotonic()
+                return True
+            return False
+
+    def message(self) -> str:
+        with self.lane.cond:
+            place = self.lane.position(self)
+            wait = self.lane.expected_wait(place)
+        about = f", about {wait:.0f} s" if wait is not None else ""
+        return (f"Waiting for a free {self.lane.name} slot: you are number {place} in line"
+                f"{about}.")
+
+    def __enter__(self) -> "Ticket":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self.lane.cond:
+            self.lane.line.remove(self)
+            if self.started is not None:
+                self.lane.recent = (self.lane.recent + [time.monotonic() - self.started])[-20:]
+            self.lane.cond.notify_all()
+
+
+def time_left(elapsed: float, fraction: float, done: bool) -> str:
+    """", about 12 s left" once a run is far enough along to say; ", in 20 s" when done."""
+    if done:
+        return f", in {elapsed:.0f} s"
+    if elapsed < 2 or fraction < 0.05:
+        return ""
+    return f", about {elapsed * (1 - fraction) / fraction:.0f} s left"
+
+
+def visitor_of(request: gr.Request | None) -> str | None:
+    """Who sent a request (one browser tab or one ``gradio_client``), for per-visitor limits."""
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
 def streamed(start: Callable[[Callable[[], bool]], Iterator[Any]], notes: list[str],
-             progress: gr.Progress) -> Iterator[tuple[Any, str]]:
+             progress: gr.Progress, lane: Lane | None = None,
+             visitor: str | None = None) -> Iterator[tuple[Any, str]]:
     """Run a pipeline's ``stream`` under the request's deadline: yields (update, status line),
     starting with (None, "Starting..."); a ValueError from the pipeline becomes a gr.Error.
+    With a ``lane``, waits for a slot first (yielding (None, its place in line)).
 
     ``start(should_stop)`` starts the stream; updates have ``fraction``, ``message``, ``done``.
     """
-    deadline = Deadline()
     prefix = ("; ".join(notes) + ". ") if notes else ""
-    yield None, prefix + "Starting..."
-    try:
-        for update in start(deadline.passed):
-            progress(update.fraction, desc=update.message)
-            status = prefix + ("Done: " if update.done else "") + update.message
-            if deadline.passed():
-                status += f" - stopped at the {deadline.seconds:.0f} s limit"
-            yield update, status
-    except ValueError as exc:
-        raise gr.Error(str(exc))
+    with (lane.ticket(visitor) if lane is not None else contextlib.nullcontext()) as ticket:
+        if ticket is not None:
+            while not ticket.admitted(timeout=1.0):
+                yield None, prefix + ticket.message()
+        deadline = Deadline()
+        began = time.monotonic()
+        yield None, prefix + "Starting..."
+        try:
+            for update in start(deadline.passed):
+                progress(update.fraction, desc=update.message)
+                status = prefix + ("Done: " if update.done else "") + update.message
+                status += time_left(time.monotonic() - began, update.fraction, update.done)
+                if deadline.passed():
+                    status += f" - stopped at the {deadline.seconds:.0f} s limit"
+                yield update, status
+        except ValueError as exc:
+            raise gr.Error(str(exc))
 
 
 def run_controls(action: str, prefix: str) -> tuple[gr.Button, gr.Button, gr.Markdown]:
@@ -318,3 +414,7 @@ def write_pictures_once() -> None:
 
     save_pil_to_cache.written_once = True
     pu.save_pil_to_cache = save_pil_to_cache
+
+
+# style transfer and DeepDream: one runs at a time (each uses every core), one open per visitor
+HEAVY_LANE = Lane("image-optimisation", slots=1, per_visitor=1)

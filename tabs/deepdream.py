@@ -13,8 +13,8 @@ from models.backbones import INCEPTION_BLOCKS
 from models.deepdream import DEFAULT_PRESET, PRESETS, DeepDreamPipeline, DreamSettings, zoom_stream
 from models.runtime import generator, gpu
 
-from .common import (HEAVY, ImageInput, Lazy, TabContext, Technique, number, read_image,
-                     run_controls, seed_value, streamed)
+from .common import (HEAVY, HEAVY_LANE, HEAVY_OPEN, ImageInput, Lazy, TabContext, Technique,
+                     number, read_image, run_controls, seed_value, streamed, visitor_of)
 
 TECHNIQUE = Technique("deepdream", "DeepDream", "art",
                       "Inception-v3 asked to see more of what it sees: octaves of dreams.")
@@ -94,6 +94,8 @@ def settings_from(layers, weights_text, octaves, octave_scale, steps, step_size,
     return settings
 
 
+BUDGET_SECONDS = 30   # the default dream's goal on whatever CPU the app finds itself on
+
 _CHANNELS = {"mixed0": 256, "mixed1": 288, "mixed2": 288, "mixed3": 768, "mixed4": 768,
              "mixed5": 768, "mixed6": 768, "mixed7": 768, "mixed8": 1280, "mixed9": 2048,
              "mixed10": 2048}
@@ -101,7 +103,8 @@ _CHANNELS = {"mixed0": 256, "mixed1": 288, "mixed2": 288, "mixed3": 768, "mixed4
 
 @gpu(duration=120)
 def dream(image, layers, weights_text, octaves, octave_scale, steps, step_size, max_loss,
-          jitter, tile_size, channel, working_size, seed, progress=gr.Progress()):
+          jitter, tile_size, channel, working_size, seed, budget=True,
+          request: gr.Request = None, progress=gr.Progress()):
     """Stream (image, status) while dreaming."""
     settings = settings_from(layers, weights_text, octaves, octave_scale, steps, step_size,
                              max_loss, jitter, tile_size, channel)
@@ -109,15 +112,29 @@ def dream(image, layers, weights_text, octaves, octave_scale, steps, step_size, 
     gen = generator(seed_value(seed))
     picture, notes = read_image(image, size)
     pipeline = PIPELINES["Inception-v3"].get(progress)
+    if budget:
+        shape = picture.shape[:2]
+        side, fitted = pipeline.within(shape, settings, BUDGET_SECONDS)
+        if side < max(shape) or fitted != settings:
+            before = pipeline.estimate(shape, settings)
+            if side < max(shape):
+                picture, _ = read_image(image, side)
+            notes.append(f"your settings would take about {before:.0f} s on this server, so "
+                         f"this dreams at {max(picture.shape[:2])} px with {fitted.steps} steps "
+                         f"per octave (about {pipeline.estimate(picture.shape[:2], fitted):.0f} s); "
+                         f"untick *Finish in about {BUDGET_SECONDS} s* to run them as set")
+            settings = fitted
     for update, status in streamed(
             lambda stop: pipeline.stream(picture, settings, generator=gen, preview_every=5,
-                                         should_stop=stop), notes, progress):
+                                         should_stop=stop), notes, progress,
+            HEAVY_LANE, visitor_of(request)):
         yield (update.image if update else None), status
 
 
 @gpu(duration=120)
 def dream_zoom(image, layers, weights_text, octave_scale, step_size, max_loss, jitter, tile_size,
-               channel, working_size, seed, frames, zoom, steps_per_frame, progress=gr.Progress()):
+               channel, working_size, seed, frames, zoom, steps_per_frame,
+               request: gr.Request = None, progress=gr.Progress()):
     """Stream the frames of a zoom animation, then the animated GIF."""
     settings = settings_from(layers, weights_text, 1, octave_scale, steps_per_frame, step_size,
                              max_loss, jitter, tile_size, channel)
@@ -133,7 +150,8 @@ def dream_zoom(image, layers, weights_text, octave_scale, step_size, max_loss, j
         # so the GIF can go with the folder when the generator ends
         for update, status in streamed(
                 lambda stop: zoom_stream(pipeline, picture, settings, frames, zoom, generator=gen,
-                                         should_stop=stop), notes, progress):
+                                         should_stop=stop), notes, progress,
+                HEAVY_LANE, visitor_of(request)):
             if update is None:
                 yield None, status, gr.skip()
                 continue
@@ -180,6 +198,9 @@ def build(ctx: TabContext) -> None:
                                  info="longest side; larger is slower")
             seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed",
                              info="sets the random jitter; same seed, same dream")
+            budget = gr.Checkbox(value=True, label=f"Finish in about {BUDGET_SECONDS} s",
+                                 info="measures this server once and lowers the working size, "
+                                      "then the steps, if your settings would take longer")
             with gr.Accordion("Advanced", open=False):
                 weights = gr.Textbox(", ".join(f"{k}: {v:g}" for k, v in default.items()),
                                      label="Layer weights", info="layer: weight, ...; "
@@ -205,12 +226,13 @@ def build(ctx: TabContext) -> None:
     preset.change(apply_preset, preset, [layers, weights], api_name="deepdream_preset",
                   queue=False)
     event = run.click(dream, [image, layers, weights, octaves, octave_scale, steps, step_size,
-                              max_loss, jitter, tile, channel, size, seed], [output, status],
-                      api_name="deepdream", concurrency_id=HEAVY, concurrency_limit=1)
+                              max_loss, jitter, tile, channel, size, seed, budget],
+                      [output, status],
+                      api_name="deepdream", concurrency_id=HEAVY, concurrency_limit=HEAVY_OPEN)
     zoom_event = zoom_run.click(
         dream_zoom, [image, layers, weights, octave_scale, step_size, max_loss, jitter, tile,
                      channel, size, seed, frames, zoom, frame_steps], [output, status, animation],
-        api_name="deepdream_zoom", concurrency_id=HEAVY, concurrency_limit=1)
+        api_name="deepdream_zoom", concurrency_id=HEAVY, concurrency_limit=HEAVY_OPEN)
     # the animation's box appears with its first animation (it would sit empty under the dream)
     zoom_event.success(lambda: gr.Image(visible=True), None, animation, queue=False,
                        api_visibility="private")

@@ -11,8 +11,8 @@ import skimage
 from models.runtime import generator, gpu
 from models.style import CONTENT_LAYERS, StylePipeline, StyleSettings
 
-from .common import (HEAVY, ImageInput, Lazy, TabContext, Technique, number, read_image,
-                     run_controls, seed_value, streamed)
+from .common import (HEAVY, HEAVY_LANE, HEAVY_OPEN, ImageInput, Lazy, TabContext, Technique,
+                     number, read_image, run_controls, seed_value, streamed, visitor_of)
 
 TECHNIQUE = Technique("style", "Style transfer", "art",
                       "A photo repainted in the style of another picture, on VGG19.",
@@ -35,6 +35,7 @@ INITS = {"content in the style's colours": "recolor", "content image": "content"
 COLOURS = {"off": "none", "luminance only (keep content colours)": "luminance",
            "match style colours to the content": "histogram"}
 BASE_STYLE_WEIGHT = 10.0
+BUDGET_SECONDS = 30   # the default run's goal on whatever CPU the app finds itself on
 
 PIPELINES = {"VGG19": Lazy("VGG19", lambda report: StylePipeline.from_pretrained(report))}
 
@@ -94,7 +95,8 @@ def settings_from(size, strength, iterations, optimizer, init, colours, coarse, 
 @gpu(duration=120)
 def stylise(content, style_a, weight_a, style_b, weight_b, style_c, weight_c, size, strength,
             iterations, optimizer, init, colours, coarse, content_weight, style_weight, tv_weight,
-            content_layer, style_scale, seed, progress=gr.Progress()):
+            content_layer, style_scale, seed, budget=True, request: gr.Request = None,
+            progress=gr.Progress()):
     """Stream (image, status, loss plot) while optimising."""
     pairs = [(path, w, name) for path, w, name in ((style_a, weight_a, "A"), (style_b, weight_b, "B"),
                                                    (style_c, weight_c, "C")) if path]
@@ -113,9 +115,18 @@ def stylise(content, style_a, weight_a, style_b, weight_b, style_c, weight_c, si
         styles.append(image)
         notes += [f"style {name}: {m}" for m in more]
     pipeline = PIPELINES["VGG19"].get(progress)
+    if budget:
+        fitted = pipeline.within(photo.shape[:2], s, BUDGET_SECONDS)
+        if fitted != s:
+            notes.append(f"your settings would take about {pipeline.estimate(photo.shape[:2], s):.0f} s "
+                         f"on this server, so this runs {fitted.size} px and {fitted.steps} "
+                         f"iterations (about {pipeline.estimate(photo.shape[:2], fitted):.0f} s); "
+                         "untick *Finish in about 30 s* to run them as set")
+            s = fitted
     for update, status in streamed(
             lambda stop: pipeline.stream(photo, styles, s, generator=gen, every=5,
-                                         should_stop=stop), notes, progress):
+                                         should_stop=stop), notes, progress,
+            HEAVY_LANE, visitor_of(request)):
         if update is None:
             yield None, status, None
         else:
@@ -162,6 +173,9 @@ def build(ctx: TabContext) -> None:
                                        info="at the first stage; each finer stage gets half")
                 seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
                                  label="Seed", info="for the noise start")
+            budget = gr.Checkbox(value=True, label=f"Finish in about {BUDGET_SECONDS} s",
+                                 info="measures this server once and lowers the size, then the "
+                                      "iterations, if your settings would take longer")
             colours = gr.Radio(list(COLOURS), value="off", label="Colour preservation")
             with gr.Accordion("Advanced", open=False):
                 with gr.Row():
@@ -186,7 +200,8 @@ def build(ctx: TabContext) -> None:
     event = run.click(stylise, [content, style_a, weight_a, style_b, weight_b, style_c, weight_c,
                                 size, strength, iterations, optimizer, init, colours, coarse,
                                 content_weight, style_weight, tv_weight, content_layer,
-                                style_scale, seed], [output, status, curve],
-                      api_name="style_transfer", concurrency_id=HEAVY, concurrency_limit=1)
+                                style_scale, seed, budget], [output, status, curve],
+                      api_name="style_transfer", concurrency_id=HEAVY,
+                      concurrency_limit=HEAVY_OPEN)
     stop.click(lambda: "Stopped: the picture is the best one so far.", None, status,
                cancels=[event], api_name="style_stop", queue=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +15,8 @@ from gradio_client.exceptions import AppError
 from models.charlm import (CharGPT, CharLMConfig, CharSampler, KVCache, draw, entropy,
                            pack_for_decoding, sampling_probs)
 from models.hub import WEIGHTS_DIR, from_pretrained
-from tabs.charlm import MODEL_NAMES as TEXT_MODELS
+from models.runtime import generator
+from tabs.charlm import MODEL_NAMES as TEXT_MODELS, TEXT_PER_VISITOR
 from train.data import load_corpus
 
 SHAKESPEARE = WEIGHTS_DIR / "charlm-shakespeare"
@@ -140,6 +143,76 @@ def test_generation_runs_past_the_context_window():
     assert [float(s.prob[0]) for s in steps] == [1.0] * 10
 
 
+def alone_and_batched(sampler, requests):
+    """Each request's rows sampled alone (the plain cached stream) and with all requests open
+    at once in the sampler's batcher, from threads, as the app's visitors are."""
+    def rows_of(steps, n):
+        out = [[] for _ in range(n)]
+        for step in steps:
+            for r, i in zip(out, step.ids.tolist()):
+                r.append(i)
+        return out
+
+    alone = [rows_of(sampler.stream(ids, n, temps, k, p, generator=generator(seed)), len(temps))
+             for ids, n, temps, k, p, seed in requests]
+    batched = [None] * len(requests)
+    batcher = sampler.batched()
+    gate = threading.Barrier(len(requests))
+
+    def visit(i, ids, n, temps, k, p, seed):
+        gate.wait()
+        batched[i] = rows_of(batcher.stream(ids, n, temps, k, p, generator=generator(seed)), len(temps))
+
+    threads = [threading.Thread(target=visit, args=(i, *r)) for i, r in enumerate(requests)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return alone, batched, batcher
+
+
+def test_batched_visitors_get_the_text_they_would_get_alone():
+    sampler = CharSampler(tiny_model(block=16))
+    prompts = ["ROMEO:", "A long prompt, longer than sixteen characters", "", "To be"]
+    requests = [(sampler.encode(prompts[i % 4])[0], 10 + 7 * i, temps, k, p, seed)
+                for i, (temps, k, p, seed) in enumerate([
+                    ([0.7], 0, 1.0, 1), ([1.0], 5, 1.0, 2), ([0.0], 0, 1.0, 3), ([1.3], 0, 0.9, 4),
+                    ([0.2, 0.7, 1.0, 1.5], 0, 1.0, 5), ([0.7], 0, 1.0, 6), ([2.0], 3, 0.5, 7),
+                    ([0.9], 0, 1.0, 1)])]
+    alone, batched, batcher = alone_and_batched(sampler, requests)
+    assert batched == alone                 # every row, past the 16-character context too
+    assert batcher.rounds < sum(n for _, n, *_ in requests) / 2   # and they really shared rounds
+    assert len(set(map(str, alone))) == len(alone)
+
+
+def test_a_visitor_who_stops_frees_only_their_row():
+    sampler = CharSampler(tiny_model(block=16))
+    batcher = sampler.batched()
+    ids, _ = sampler.encode("ROMEO:")
+    keep = [batcher.stream(ids, 40, [0.8], generator=generator(s)) for s in (1, 2)]
+    quitter = batcher.stream(ids, 40, [0.8], generator=generator(3))
+    got = [[next(k).ids.item()] for k in keep]
+    assert next(quitter).ids.numel() == 1
+    quitter.close()                          # what Gradio does on Stop or when a tab closes
+    for row, k in zip(got, keep):
+        row += [s.ids.item() for s in k]
+    assert got == [[s.ids.item() for s in sampler.stream(ids, 40, [0.8], generator=generator(s))]
+                   for s in (1, 2)]
+    deadline = time.monotonic() + 5
+    while batcher.active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert batcher.active == 0
+
+
+def test_a_batcher_error_reaches_every_waiting_visitor_and_it_goes_on():
+    sampler = CharSampler(tiny_model(block=16))
+    batcher = sampler.batched()
+    ids, _ = sampler.encode("ROMEO:")
+    with pytest.raises(TypeError):
+        list(batcher.stream(ids, 5, [0.8], top_k=0, top_p=1.0, generator="not a generator"))
+    assert len(list(batcher.stream(ids, 5, [0.8], generator=generator(0)))) == 5
+
+
 def test_prompts_outside_the_vocabulary_are_mapped_or_dropped_visibly():
     sampler = CharSampler(tiny_model())
     ids, notes = sampler.encode("Caf\u00e9 \u201cdéjà vu\u201d \u2014 ok \U0001F600!")
@@ -259,6 +332,41 @@ def test_text_compare_columns_match_single_streams(client):
     single, _, _ = client.predict(**{**TEXT, "length": 40}, api_name="/text_generate")
     assert columns[2] == single                   # the 0.7 column, same seed
     assert len(set(columns)) >= 3
+
+
+@needs_text
+def test_many_visitors_at_once_each_get_their_own_seeds_text(client, app_url):
+    """Eight visitors (own sessions) generating at once, sampled in one shared batch: each text
+    is the one its settings give alone."""
+    from gradio_client import Client
+
+    settings = [{**TEXT, "seed": 20 + i, "temperature": 0.5 + 0.1 * i, "length": 30 + 10 * i}
+                for i in range(8)]
+    alone = [client.predict(**kw, api_name="/text_generate")[0] for kw in settings]
+    visitors = [Client(app_url, verbose=False) for _ in settings]
+    jobs = [v.submit(**kw, api_name="/text_generate") for v, kw in zip(visitors, settings)]
+    assert [j.result(timeout=120)[0] for j in jobs] == alone
+
+
+@needs_text
+def test_a_flood_from_one_visitor_does_not_starve_another(app_url):
+    from gradio_client import Client
+
+    flood, other = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    jobs = [flood.submit(**{**TEXT, "length": 2000, "seed": i}, api_name="/text_generate")
+            for i in range(8)]
+    time.sleep(0.5)
+    text, _, status = other.submit(**TEXT, api_name="/text_generate").result(timeout=120)
+    assert len(text) == len(TEXT["prompt"]) + TEXT["length"] and "Done" in status
+    assert any(not j.done() for j in jobs)        # served while the flood was still running
+    refused = 0
+    for j in jobs:
+        try:
+            j.result(timeout=300)
+        except AppError as exc:
+            assert "per visitor" in str(exc)
+            refused += 1
+    assert refused >= 8 - TEXT_PER_VISITOR
 
 
 @needs_text

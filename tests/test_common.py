@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import struct
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tabs.common import Lazy, number, read_image
+from models.runtime import shared_result
+from tabs.common import Lane, Lazy, number, read_image
 from tests.conftest import skimage_photo
 
 
@@ -166,3 +169,50 @@ def test_a_repeated_output_picture_is_not_rewritten_while_it_may_be_served(tmp_p
     other = Path(pu.save_pil_to_cache(picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT), str(tmp_path), format="png"))
     assert other != first and np.array_equal(np.asarray(Image.open(first)), np.asarray(picture))
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_lane_runs_its_slots_in_order_and_caps_each_visitor():
+    lane = Lane("test", slots=1, per_visitor=2)
+    a1, b1 = lane.ticket("a"), lane.ticket("b")
+    a2 = lane.ticket("a")
+    with pytest.raises(gr.Error, match="limit is 2 per visitor"):
+        lane.ticket("a")                          # a third from the same visitor: refused at once
+    assert a1.admitted(0) and not b1.admitted(0) and not a2.admitted(0)
+    assert "number 1 in line" in b1.message() and "number 2 in line" in a2.message()
+    with a1:
+        pass                                      # the first job ends: the next in line runs
+    assert b1.admitted(0) and not a2.admitted(0)
+    assert "about" in a2.message()                # an estimate, from the job that ran
+    lane.ticket("a").__exit__(None, None, None)   # the visitor's slot came free
+    with b1:
+        pass
+    assert a2.admitted(0)
+
+
+def test_a_lane_lets_a_waiting_visitor_in_when_a_slot_frees():
+    lane = Lane("test", slots=1, per_visitor=1)
+    first, second = lane.ticket("a"), lane.ticket("b")
+    assert first.admitted(0)
+    threading.Timer(0.2, lambda: first.__exit__(None, None, None)).start()
+    assert second.admitted(timeout=5)             # woken, not polled
+
+
+def test_concurrent_calls_for_the_same_result_compute_it_once():
+    calls = []
+
+    @shared_result(maxsize=2)
+    def slow(x):
+        calls.append(x)
+        time.sleep(0.2)
+        return [x]
+
+    out = [None] * 6
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, slow(i % 2))) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(calls) == [0, 1] and out == [[0], [1]] * 3
+    slow(2), slow(3)
+    slow(0)                                       # evicted (two kept): computed again
+    assert calls.count(0) == 2

@@ -238,3 +238,15 @@ def test_every_example_photo_dreams():
         photo = np.asarray(Image.open(path).convert("RGB").resize(image.shape[1::-1]), float)
         assert "Done" in status and image.std() > 10
         assert np.abs(image.astype(float) - photo).mean() > 3, path
+
+
+def test_the_time_budget_shrinks_the_picture_then_the_steps(pipe):
+    s = DreamSettings(precision="fp32")
+    shape = (512, 384)
+    full = pipe.estimate(shape, s)
+    assert full > 0 and pipe.within(shape, s, full + 1) == (512, s)
+    side, fitted = pipe.within(shape, s, 0.5 * full)
+    assert 256 <= side < 512 and fitted.steps == s.steps
+    assert pipe.estimate((round(512 * side / 512), round(384 * side / 512)), fitted) <= 0.5 * full
+    side, fitted = pipe.within(shape, s, 0.0)
+    assert (side, fitted.steps) == (256, 8)

@@ -2,6 +2,9 @@
 tab through gradio_client."""
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -292,3 +295,25 @@ def test_every_example_pair_is_stylised():
         photo = np.asarray(Image.open(content).convert("RGB").resize(image.shape[1::-1]), float)
         assert "Done" in status and image.std() > 10
         assert np.abs(image.astype(float) - photo).mean() > 5, content
+
+
+def test_the_time_budget_estimates_from_a_measurement_and_cuts_iterations_then_size(pipe):
+    s = StyleSettings(precision="fp32")
+    per_pixel = pipe.seconds_per_pixel(s)                  # measured once, then kept
+    assert 0 < per_pixel and pipe.seconds_per_pixel(s) == per_pixel
+    shape = (400, 600)
+    assert pipe.estimate(shape, replace(s, steps=200)) > 1.9 * pipe.estimate(shape, s) - 2
+    generous = pipe.estimate(shape, s) + 1
+    assert pipe.within(shape, s, generous) == s            # fits: unchanged
+    fewer = pipe.within(shape, s, 0.6 * pipe.estimate(shape, s))
+    assert fewer.size == s.size and 40 <= fewer.steps < s.steps
+    assert pipe.estimate(shape, fewer) <= 0.6 * pipe.estimate(shape, s)
+    tiny = pipe.within(shape, s, 0.0)                      # cannot fit: the floor, not less
+    assert (tiny.size, tiny.steps) == (256, 20)
+    timed = time.perf_counter()
+    pipe(small("astronaut"), [small("gravel")], StyleSettings(size=96, steps=6, precision="fp32",
+                                                                coarse_to_fine=False))
+    took = time.perf_counter() - timed
+    guess = pipe.estimate((96, 96), StyleSettings(size=96, steps=6, precision="fp32",
+                                                  coarse_to_fine=False))
+    assert 0.2 * took < guess < 5 * took + 1               # the right order of magnitude

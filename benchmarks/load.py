@@ -1,0 +1,184 @@
+"""A classroom at once: the app in its own process on loopback, N simulated visitors per endpoint
+calling it with the endpoint's default arguments through ``gradio_client`` for a fixed time.
+
+    python -m benchmarks.load                          # the table's rows (1, 8, 32 visitors)
+    python -m benchmarks.load --visitors 32 --seconds 60 text_generate faces_pick
+
+Each visitor submits, reads the stream to its end, and submits again until the time is up (a
+request in flight is waited for, up to ``--grace`` seconds). Per endpoint and visitor count:
+p50/p95 seconds to the first output and to completion, completed requests, errors, and the
+server's peak resident memory over the whole run. Bounded: at most ``--max-requests`` per
+visitor.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import Row, free_port, print_table, row
+
+ROOT = Path(__file__).resolve().parents[1]
+# the streams a classroom is told to press, and light events that must stay light under them
+ENDPOINTS = ["text_generate", "text_compare", "wavenet_generate", "faces_pick", "latent_grid"]
+
+
+@dataclass
+class Result:
+    first: list[float] = field(default_factory=list)
+    done: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall: float = 0.0            # seconds from the first submit to the last answer
+    server_cpu: float = 0.0      # CPU seconds the app used meanwhile
+    client_cpu: float = 0.0      # CPU seconds the simulated visitors used (same machine)
+
+
+def start_app(port: int) -> subprocess.Popen:
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    import urllib.request
+    end = time.monotonic() + 180
+    while time.monotonic() < end:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("the app exited: " + proc.stderr.read()[-2000:])
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the app did not start in 180 s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def visitor(url: str, endpoint: str, until: float, max_requests: int, out: Result,
+            lock: threading.Lock) -> None:
+    from gradio_client import Client
+    try:
+        client = Client(url, verbose=False)
+    except Exception as exc:                  # noqa: BLE001 - counted, not raised
+        with lock:
+            out.errors.append(f"connect: {exc}")
+        return
+    for _ in range(max_requests):
+        if time.monotonic() >= until:
+            return
+        t0 = time.monotonic()
+        first = None
+        try:
+            job = client.submit(api_name=f"/{endpoint}")
+            for _ in job:
+                if first is None:
+                    first = time.monotonic() - t0
+            job.result()
+        except Exception as exc:              # noqa: BLE001 - counted, not raised
+            with lock:
+                out.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        total = time.monotonic() - t0
+        with lock:
+            out.first.append(total if first is None else first)
+            out.done.append(total)
+
+
+def load(url: str, endpoint: str, visitors: int, seconds: float, grace: float,
+         max_requests: int) -> Result:
+    result, lock = Result(), threading.Lock()
+    until = time.monotonic() + seconds
+    threads = [threading.Thread(target=visitor, args=(url, endpoint, until, max_requests, result, lock),
+                                daemon=True) for _ in range(visitors)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, until + grace - time.monotonic()))
+    with lock:
+        unfinished = sum(t.is_alive() for t in threads)
+        if unfinished:
+            result.errors.append(f"{unfinished} request(s) still running {grace:.0f} s after the end")
+    return result
+
+
+def pct(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q):.1f}" if values else "-"
+
+
+def measure(endpoints: list[str], counts: list[int], seconds: float, grace: float,
+            max_requests: int) -> tuple[list[tuple], float]:
+    port = free_port()
+    proc = start_app(port)
+    url = f"http://127.0.0.1:{port}/"
+    rows = []
+    try:
+        for endpoint in endpoints:
+            load(url, endpoint, 1, 0.1, 600, 1)          # warm: the model loads once, untimed
+            for n in counts:
+                t, server, client = time.monotonic(), cpu_seconds(proc.pid), time.process_time()
+                r = load(url, endpoint, n, seconds, grace, max_requests)
+                r.wall = time.monotonic() - t
+                r.server_cpu = cpu_seconds(proc.pid) - server
+                r.client_cpu = time.process_time() - client
+                rows.append((endpoint, n, r))
+                print(f"{endpoint} x{n}: first p50 {pct(r.first, 50)} p95 {pct(r.first, 95)}, "
+                      f"done p50 {pct(r.done, 50)} p95 {pct(r.done, 95)} s, {len(r.done)} done, "
+                      f"{len(r.errors)} errors {r.errors[:2]}; wall {r.wall:.0f} s, CPU s: server "
+                      f"{r.server_cpu:.0f}, visitors {r.client_cpu:.0f}", file=sys.stderr, flush=True)
+        return rows, peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run(endpoints: list[str] | None = None, counts=(1, 8, 32), seconds: float = 60,
+        grace: float = 240, max_requests: int = 50) -> list[Row]:
+    results, peak = measure(endpoints or ENDPOINTS, list(counts), seconds, grace, max_requests)
+    out = []
+    for endpoint, n, r in results:
+        out.append(row("load", f"{endpoint}, {n} visitor(s): first output p50 / p95",
+                       f"{pct(r.first, 50)} / {pct(r.first, 95)} s",
+                       f"completion p50 {pct(r.done, 50)} s, p95 {pct(r.done, 95)} s; "
+                       f"{len(r.done)} requests in {r.wall:.0f} s; {len(r.errors)} errors; "
+                       f"CPU s: app {r.server_cpu:.0f}, visitors {r.client_cpu:.0f}"))
+    out.append(row("load", "server peak resident memory", f"{peak:.0f} MB", "over the whole run"))
+    return out
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("endpoints", nargs="*", default=ENDPOINTS)
+    parser.add_argument("--visitors", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--grace", type=float, default=240)
+    parser.add_argument("--max-requests", type=int, default=50)
+    args = parser.parse_args(argv)
+    rows = run(args.endpoints, args.visitors, args.seconds, args.grace, args.max_requests)
+    from benchmarks.run import cpu_name
+    print(f"\n{cpu_name()}, {os.cpu_count()} cores; the app and the visitors share them\n")
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
