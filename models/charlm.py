@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .hub import from_pretrained
-from .runtime import device, start_single_threaded
+from .runtime import device, handed_over, start_single_threaded
 
 # characters folded to a near equivalent before the vocabulary is consulted
 FOLD = str.maketrans({
@@ -529,18 +529,18 @@ class Batcher:
         with self.wake:
             self.waiting.append(job)
             self.wake.notify()
-        read = 0
-        try:
+
+        def arrivals():
+            read = 0
             while True:
                 job.ready.wait()
                 job.ready.clear()
-                new, read = job.steps[read:], read + len(job.steps[read:])
-                for item in new:
-                    if item is None:
-                        return
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield item
+                new = job.steps[read:]
+                read += len(new)
+                yield from new
+
+        try:
+            yield from handed_over(arrivals())
         finally:
             job.gone.set()             # the visitor stopped or left: free the row at once
 

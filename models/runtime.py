@@ -8,7 +8,7 @@ import sys
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -182,3 +182,14 @@ def shared_result(maxsize: int = 64):
         call.cache_clear = lambda: done.clear()
         return call
     return wrap
+
+
+def handed_over(items: Iterable) -> Iterator:
+    """The items a worker thread hands a request, up to its end mark (None); an exception it
+    hands over is raised in the request's thread."""
+    for item in items:
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item

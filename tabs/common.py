@@ -4,10 +4,12 @@ protect the UI), and lazily loaded pipelines."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -395,13 +397,26 @@ def write_pictures_once() -> None:
     """Gradio saves every output picture to a file named by its content's hash and rewrites the
     file whenever the same picture comes again (a paused game, an unchanged chart); a browser
     fetching it meanwhile gets a short body (ERR_CONTENT_LENGTH_MISMATCH, a broken picture).
-    Write each file once, atomically. Idempotent."""
+    Write each file once, atomically, and do not encode a picture sent recently again (the same
+    window or gallery for thirty visitors). Idempotent."""
     from gradio import processing_utils as pu
 
     if getattr(pu.save_pil_to_cache, "written_once", False):
         return
 
+    encoded: OrderedDict[tuple, str] = OrderedDict()    # picture -> its file, recent first
+    lock = threading.Lock()
+
     def save_pil_to_cache(img, cache_dir, name: str = "image", format: str = "webp") -> str:
+        # the same picture again (a shared result, thirty visitors' same window) is not
+        # encoded again: hashing the pixels costs a millisecond, a PNG of 840 px tens of them
+        key = (hashlib.blake2b(img.tobytes(), digest_size=16).digest(), img.mode, img.size,
+               format, name, str(cache_dir))
+        with lock:
+            known = encoded.get(key)
+            if known is not None and os.path.exists(known):
+                encoded.move_to_end(key)
+                return known
         data = pu.encode_pil_to_bytes(img, format)
         folder = Path(cache_dir) / pu.hash_bytes(data)
         folder.mkdir(exist_ok=True, parents=True)
@@ -410,6 +425,10 @@ def write_pictures_once() -> None:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
+        with lock:
+            encoded[key] = str(path)
+            while len(encoded) > 256:
+                encoded.popitem(last=False)
         return str(path)
 
     save_pil_to_cache.written_once = True

@@ -8,6 +8,7 @@ import gradio as gr
 import numpy as np
 
 from models.hub import WEIGHTS_DIR
+from models.runtime import shared_result
 from models.images import enlarge, grid as image_grid
 from models.vae import LATENTS, LatentExplorer, grid_points, line_points
 
@@ -77,11 +78,18 @@ def draw_map(ex: LatentExplorer, cx, cy, span, marks: dict | None) -> np.ndarray
                        points=points, line=marks.get("line"))
 
 
+@shared_result(maxsize=32)
+def window_mosaic(dataset, n, cx, cy, span, mode) -> np.ndarray:
+    """The decoded window, computed once however many visitors look at it (a classroom opens
+    the tab on the same window)."""
+    return image_grid(explorer(dataset).grid((cx, cy), span, n, mode), n, cell=cell_px(n))
+
+
 def render(dataset, n, cx, cy, span, spacing, marks=None, progress=gr.Progress()):
     """Decode the n x n window (one batched call) and draw the map."""
     n, cx, cy, span, mode = window_args(n, cx, cy, span, spacing)
     ex = explorer(dataset, progress)
-    mosaic = image_grid(ex.grid((cx, cy), span, n, mode), n, cell=cell_px(n))
+    mosaic = window_mosaic(dataset, n, cx, cy, span, mode)
     caption = (f"{n}x{n} grid, window z[0] {cx - span / 2:+.2f}..{cx + span / 2:+.2f}, "
                f"z[1] {cy - span / 2:+.2f}..{cy + span / 2:+.2f} ({spacing} spacing)")
     return mosaic, draw_map(ex, cx, cy, span, marks), caption

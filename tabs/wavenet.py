@@ -16,7 +16,8 @@ from models.hub import REPO_ROOT, WEIGHTS_DIR
 from models.runtime import generator
 from models.wavenet import WaveNetPipeline
 
-from .common import Deadline, Lazy, TabContext, Technique, number, seed_value, sentence
+from .common import (Deadline, Lane, Lazy, TabContext, Technique, number, seed_value, sentence,
+                     visitor_of)
 
 TECHNIQUE = Technique("wavenet", "WaveNet audio", "sound",
                       "Raw audio written one sample at a time: babbling speech, piano-like tones.",
@@ -31,7 +32,9 @@ DEFAULT_MODEL = MODEL_NAMES[0] if MODEL_NAMES else None
 AVAILABLE = bool(MODEL_NAMES)
 MAX_SECONDS = 30.0          # longest generation (the API too): at least real time, so <= 30 s
 MAX_PRIMER = 4.0            # seconds of a primer the model continues (the tail of longer ones)
-CHUNK_SECONDS = 1.0         # streamed to the player a second at a time
+CHUNK_SECONDS = 1.0         # streamed to the player a second at a time (the first: a tenth)
+AUDIO_STREAMS = 48          # generations open at once (they take turns, a core each)
+AUDIO_LANE = Lane("audio", slots=AUDIO_STREAMS, per_visitor=2)
 COMPARE_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3)
 COMPARE_SECONDS = 1.5       # per temperature
 STREAMING = shutil.which("ffmpeg") is not None   # Gradio encodes streamed audio with ffmpeg
@@ -159,8 +162,14 @@ def load_primer(upload, clip, primer_seconds: float, rate: int) -> tuple[np.ndar
 
 
 def generate(model_name, seconds, temperature, seed, upload, clip, primer_seconds,
-             progress=gr.Progress()):
+             request: gr.Request = None, progress=gr.Progress()):
     """Stream the audio a second at a time; then the waveform/spectrogram and a WAV file."""
+    with AUDIO_LANE.ticket(visitor_of(request)):
+        yield from generating(model_name, seconds, temperature, seed, upload, clip,
+                              primer_seconds, progress)
+
+
+def generating(model_name, seconds, temperature, seed, upload, clip, primer_seconds, progress):
     seconds, temperature, seed, primer_seconds = check(seconds, temperature, seed, primer_seconds)
     wavenet = model_for(model_name).get(progress)
     rate = wavenet.config.sample_rate
@@ -171,8 +180,9 @@ def generate(model_name, seconds, temperature, seed, upload, clip, primer_second
     if primer is not None and STREAMING:
         yield wav_bytes(parts[0], rate), gr.skip(), gr.skip(), sentence(notes) + "Primer..."
     busy, done = 0.0, 0          # seconds spent generating (not streaming or drawing)
-    chunks = wavenet.stream(n, temperature, primer=primer, generator=generator(seed),
-                            chunk=int(CHUNK_SECONDS * rate))
+    # taking turns with every other visitor's open stream (models/wavenet.py, WaveRounds)
+    chunks = wavenet.stream_shared(n, temperature, primer=primer, generator=generator(seed),
+                                   chunk=int(CHUNK_SECONDS * rate))
     while True:
         start = time.perf_counter()
         audio = next(chunks, None)
@@ -283,11 +293,11 @@ def build(ctx: TabContext) -> None:
     event = run.click(generate, [model, seconds, temperature, seed, upload, clip,
                                  primer_seconds], [audio, plot, wav, status],
                       api_name="wavenet_generate", concurrency_id="wavenet",
-                      concurrency_limit=2)
+                      concurrency_limit=AUDIO_STREAMS)
     cmp_event = run_compare.click(
         compare, [model, seed, upload, clip, primer_seconds],
-        [cmp_audio, cmp_plot, status], api_name="wavenet_compare", concurrency_id="wavenet",
-        concurrency_limit=2)
+        [cmp_audio, cmp_plot, status], api_name="wavenet_compare",
+        concurrency_id="wavenet-compare", concurrency_limit=2)
     for button, view in ((run, "wavenet-out"), (run_compare, "wavenet-compare-tab")):
         button.click(lambda view=view: gr.Tabs(selected=view), None, views, queue=False,
                      api_visibility="private")

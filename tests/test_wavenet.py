@@ -4,6 +4,8 @@ gradio_client."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from PIL import Image
 
 from models.audio import AudioError, normalise, read_audio, spectrogram, wav_bytes
 from models.hub import REPO_ROOT, WEIGHTS_DIR, from_pretrained
+from models.runtime import generator
 from models.wavenet import (SILENCE, FastWaveNet, IncrementalState, WaveNet, WaveNetConfig,
                             WaveNetPipeline, generate_incremental, generate_naive, mu_law_decode,
                             mu_law_encode, receptive_field, teacher_forced_logits)
@@ -182,6 +185,46 @@ def test_seed_reproduces_audio_and_chunking_does_not_change_it():
     parts = list(fast.stream(3000, 1.0, generator=torch.Generator().manual_seed(1), chunk=700))
     assert [len(p) for p in parts] == [700, 700, 700, 700, 200]
     assert (np.concatenate(parts) == a).all()
+
+
+def test_visitors_taking_turns_hear_what_they_would_alone():
+    pipe = WaveNetPipeline(tiny())
+    primer = np.sin(np.linspace(0, 60, 700)).astype(np.float32) * 0.5
+    asks = [(1234, 1.0, None, 0), (3000, 0.8, primer, 1), (900, 0.0, None, 2), (2500, 1.3, None, 3),
+            (1234, 1.0, None, 0), (2000, 1.0, primer, 5)]
+    alone = [np.concatenate(list(pipe.stream(n, t, primer=pr, generator=generator(seed))))
+             for n, t, pr, seed in asks]
+    shared = [None] * len(asks)
+    gate = threading.Barrier(len(asks))
+
+    def visit(i, n, t, pr, seed):
+        gate.wait()
+        shared[i] = np.concatenate(list(pipe.stream_shared(n, t, primer=pr, generator=generator(seed),
+                                                           chunk=400)))
+
+    threads = [threading.Thread(target=visit, args=(i, *a)) for i, a in enumerate(asks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for got, want in zip(shared, alone):
+        np.testing.assert_array_equal(got, want)
+    assert sum(r.turns for r in pipe._rounds) >= sum(n for n, *_ in asks) / 800   # in turns
+
+
+def test_a_listener_who_leaves_frees_their_stream():
+    pipe = WaveNetPipeline(tiny())
+    gone = pipe.stream_shared(50_000, 1.0, generator=generator(1), chunk=400)
+    next(gone)
+    stays = pipe.stream_shared(3000, 1.0, generator=generator(2), chunk=400)
+    first = next(stays)
+    gone.close()
+    rest = np.concatenate([first, *stays])
+    np.testing.assert_array_equal(rest, np.concatenate(list(pipe.stream(3000, 1.0, generator=generator(2)))))
+    deadline = time.monotonic() + 5
+    while sum(r.active for r in pipe._rounds) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sum(r.active for r in pipe._rounds) == 0
 
 
 def test_temperature_zero_is_greedy_and_high_temperature_spreads():
@@ -405,7 +448,8 @@ def test_without_ffmpeg_the_tab_delivers_the_whole_clip_at_the_end(monkeypatch):
     assert rate == 16000 and pcm.dtype == np.int16 and len(pcm) == 24000 and "Done" in status
     monkeypatch.setattr(tab, "STREAMING", True)
     streamed = list(tab.generate(*args))
-    assert len(streamed) == 3     # chunks of 1 s and 0.5 s, then the plot and the file
+    # chunks of 0.1 s (the first comes soon), 1 s and 0.4 s, then the plot and the file
+    assert len(streamed) == 4
     chunks = [sf.read(io.BytesIO(out[0]), dtype="int16")[0] for out in streamed[:-1]]
     assert np.array_equal(np.concatenate(chunks), pcm)
     assert np.array_equal(sf.read(wav_path, dtype="int16")[0], pcm)
