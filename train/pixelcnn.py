@@ -4,6 +4,7 @@
     python -m train.pixelcnn --kind plain --dataset mnist --out weights/pixelcnn-plain-mnist
     python -m train.pixelcnn --kind gated --tiny --out /tmp/pcnn      # seconds, for tests
     python -m train.pixelcnn --measure weights/pixelcnn-gated-mnist   # metrics.json, figures
+    python -m train.pixelcnn --judge weights/pixelcnn-gated-mnist     # + the digit judge (minutes)
     python -m train.card weights/pixelcnn-gated-mnist                 # then its card
 
 Every ``--eval-every`` steps: held-out bits per dimension on 1,000 of the 5,000 training
@@ -23,7 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.hub import from_pretrained, save_pretrained
+from models.digits import classifier_available, load_classifier, quality, to_input
+from models.hub import WEIGHTS_DIR, from_pretrained, save_pretrained
 from models.images import grid
 from models.pixelcnn import PixelCNN, PixelCNNConfig, PixelCNNPipeline, bits_per_dim, quantise
 
@@ -207,10 +209,46 @@ def vae_bound(dataset: str, images: np.ndarray, samples: int = 16, batch: int = 
                 binarised_elbo_nats=binary / len(images))
 
 
+JUDGED = 1000   # samples scored by the GAN lab's judge (its floor is measured at this size)
+
+
+def judged(pipeline: PixelCNNPipeline, dataset: str, n: int = JUDGED) -> dict | None:
+    """The studio's digit judge (``weights/digit-classifier-*``, the GAN lab's) on ``n`` samples
+    (seed 1, temperature 1; the gated model an equal share of each class): Fréchet distance on
+    its features, classes covered, confidence, recognisable share, beside its real-vs-real
+    floor at the same size; None without the judge."""
+    if not classifier_available(dataset):
+        return None
+    gen = torch.Generator().manual_seed(1)
+    classes = pipeline.config.classes
+    if classes:
+        batches = [pipeline(n // classes, label=k, generator=gen) for k in range(classes)]
+    else:
+        batches = [pipeline(min(100, n - i), generator=gen) for i in range(0, n, 100)]
+    q = quality(load_classifier(dataset), to_input(np.concatenate(batches)))
+    floor_file = WEIGHTS_DIR / f"digit-classifier-{dataset}" / "metrics.json"
+    floor = json.loads(floor_file.read_text())["floor"].get(str(n), {})
+    return dict(samples=len(np.concatenate(batches)), seed=1, frechet=q.frechet,
+                classes_covered=q.classes_covered, confidence=q.confidence,
+                recognisable=q.recognisable, floor_frechet=floor.get("frechet"),
+                floor_recognisable=floor.get("recognisable"))
+
+
+def add_judge(folder: Path, n: int = JUDGED) -> dict | None:
+    """Add :func:`judged` to an exported model's metrics.json (``--judge FOLDER``; sampling a
+    thousand images takes minutes on a CPU)."""
+    folder = Path(folder)
+    pipeline = PixelCNNPipeline.from_pretrained(str(folder))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["judge"] = judged(pipeline, pipeline.config.dataset, n)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics["judge"]
+
+
 def measure(folder: Path, images: int | None = None, vae_samples: int = 16) -> dict:
     """Test-set bits per dimension (all 10,000 images, or the first ``images``; per class),
     the VAE's bound beside it, samples and the receptive field as figures. Writes
-    metrics.json."""
+    metrics.json (the digit judge's reading is added by :func:`add_judge`, minutes more)."""
     folder = Path(folder)
     pipeline = PixelCNNPipeline.from_pretrained(str(folder))
     model, c = pipeline.model, pipeline.config
@@ -245,11 +283,16 @@ def main(argv=None) -> None:
     import sys
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--judge"] and len(argv) == 2:
+        print(json.dumps(add_judge(Path(argv[1])), indent=2))
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--kind", choices=["plain", "gated"], default="gated")
     p.add_argument("--dataset", choices=sorted(CLASS_NAMES), default="mnist")
     p.add_argument("--out")
     p.add_argument("--run-dir")
+    p.add_argument("--judge", metavar="FOLDER",
+                   help="add the digit judge's reading of 1,000 samples to its metrics.json")
     p.add_argument("--continue-from", metavar="FOLDER",
                    help="carry on an exported checkpoint's unfinished run (no runs/ state needed)")
     p.add_argument("--channels", type=int, default=None, help="(64; tiny 8)")
