@@ -516,7 +516,6 @@ class Batcher:
         self.waiting: list[_Job] = []
         self.wake = threading.Condition()
         self.rounds = 0            # forward passes so far, for the benchmark
-        self.row_steps = 0         # characters sampled so far, over all rows
         start_single_threaded(self._work, "charlm-batcher")
 
     def stream(self, ids: list[int], length: int, temperatures: Sequence[float],
@@ -617,7 +616,6 @@ class Batcher:
                                   torch.cat([logits[id(j)] for j in self.jobs]))
                 for job, step in zip(self.jobs, steps):
                     self._publish(job, step, False)
-                    self.row_steps += job.decoding.rows
                     if job.decoding.done:
                         self._publish(job, None, True)
                 self.jobs = [j for j in self.jobs if not j.decoding.done]

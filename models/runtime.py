@@ -127,8 +127,7 @@ def single_threaded(workers: int) -> ThreadPoolExecutor:
 def start_single_threaded(target: Callable[[], None], name: str) -> threading.Thread:
     """Start a daemon thread whose PyTorch work uses one intra-op thread (see
     :func:`single_threaded`); the default for threads made later is put back. Small ops in a
-    thread that is not the main one run about 4x slower on two OpenMP threads than on one
-    (a char-transformer decoding step: 5.7 ms against 1.7 ms; docs/charlm.md)."""
+    thread other than the main one run far slower on two OpenMP threads (docs/charlm.md)."""
     before = torch.get_num_threads()
     started = threading.Event()
 

@@ -368,11 +368,8 @@ class _Voice:
 
 class WaveRounds:
     """Open generations of one model take turns on one core, ``round`` samples each per turn,
-    so thirty visitors all hear their first sound within seconds instead of queueing for whole
-    generations. Each turn is the stream's own compiled single-stream loop on its own state, so
-    its audio is exactly what it gets alone. (Generating the streams together, each weight row
-    times all streams' inputs, made no more samples per second: this model's 0.7 MB of weights
-    stay in cache, so one stream's loop is bound by arithmetic; docs/wavenet.md.)"""
+    so many visitors all hear their first sound within seconds. Each turn is the stream's own
+    compiled loop on its own state: its audio is exactly what it gets alone (docs/wavenet.md)."""
 
     def __init__(self, round_samples: int = 800, max_streams: int = 64):
         self.round, self.max_streams = round_samples, max_streams
