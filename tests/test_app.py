@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from tabs.cyclegan import AVAILABLE as CYCLEGAN
 from tabs.faces import AVAILABLE as FACES
 from tests.conftest import ROOT
 
@@ -21,6 +22,7 @@ EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/deepdream_zo
             "/ganlab_clear_points", "/ganlab_train", "/ganlab_digits_play",
             "/ganlab_digits_pause", "/ganlab_digits_new", "/ganlab_digits_train",
             "/ganlab_digits_samples", "/ganlab_digits_walk"}
+CYCLEGAN_ENDPOINTS = {"/cyclegan_pair", "/cyclegan_translate", "/cyclegan_latent_edit"}
 FACE_ENDPOINTS = {"/faces_gallery", "/faces_pick", "/faces_arithmetic", "/faces_edit",
                   "/faces_interpolate"}
 
@@ -30,6 +32,7 @@ def test_every_named_endpoint_is_listed(client):
     assert EXPECTED <= listed
     # the face tab's endpoints exist once its checkpoints do
     assert (FACE_ENDPOINTS <= listed) if FACES else not (FACE_ENDPOINTS & listed)
+    assert (CYCLEGAN_ENDPOINTS <= listed) if CYCLEGAN else not (CYCLEGAN_ENDPOINTS & listed)
 
 
 def test_models_are_not_loaded_at_import():
@@ -61,7 +64,8 @@ def test_the_registry_builds_one_landing_entry_and_one_tab_per_technique():
             assert f"start-{t.id}" not in elem_ids
 
 
-TECHNIQUE_IDS = ["faces", "vae", "pixelcnn", "ganlab", "style", "deepdream", "charlm", "wavenet"]
+TECHNIQUE_IDS = ["faces", "vae", "pixelcnn", "ganlab", "cyclegan", "style", "deepdream", "charlm",
+                 "wavenet"]
 
 
 @pytest.mark.parametrize("technique", TECHNIQUE_IDS)

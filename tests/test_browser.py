@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from tabs.cyclegan import AVAILABLE as CYCLEGAN
 from tabs.faces import AVAILABLE as FACES
 from tabs.pixelcnn import AVAILABLE as PIXELCNN
 from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
@@ -159,6 +160,27 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
         page.get_by_role("button", name="Sample").click()
         page.locator("#pixelcnn-status").get_by_text("Done: 4 images").wait_for(timeout=120_000)
         page.screenshot(path=str(ARTIFACTS / "pixelcnn-samples.png"), full_page=True)
+        assert not error_toasts(page)
+
+    # CycleGAN: a held-out face translated on the first visit; a click on a face of the other
+    # side turns the direction round, and Translate translates it
+    if CYCLEGAN:
+        open_technique(page, "cyclegan")
+        status = page.locator("#cyclegan-status")
+        status.get_by_text("blond hair -> black hair -> blond hair").wait_for(timeout=60_000)
+        gallery = page.locator("#cyclegan-gallery img")
+        box = gallery.bounding_box()
+        gallery.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.75})  # bottom row
+        back = page.locator("#cyclegan-direction").get_by_label("black hair -> blond hair")
+        for _ in range(150):
+            if back.is_checked():
+                break
+            page.wait_for_timeout(100)
+        assert back.is_checked()
+        page.get_by_role("button", name="Translate", exact=True).click()
+        status.get_by_text("black hair -> blond hair -> black hair").wait_for(timeout=60_000)
+        assert "face classifier reads" in status.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "cyclegan.png"), full_page=True)
         assert not error_toasts(page)
 
     # style transfer: an example at a small size, run to the end
