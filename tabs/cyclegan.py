@@ -218,16 +218,16 @@ def build(ctx: TabContext) -> None:
             run = gr.Button("Translate", variant="primary", elem_id="cyclegan-run")
         with gr.Column(scale=2, min_width=300):
             status = gr.Markdown("", elem_id="cyclegan-status")
-            gr.Markdown("The face, translated, translated back (the cycle), and where it changed "
-                        "(brighter = more).")
+            gr.Markdown("Left to right: the 64x64 crop the model saw, translated, translated back "
+                        "(the cycle), and where it changed (brighter = more).")
             with gr.Row():
-                crop = gr.Image(label="Crop used (64 px)", format="png", interactive=False,
+                crop = gr.Image(label="Crop used (64 px)", show_label=False, format="png", interactive=False,
                                 buttons=["download"], min_width=140, elem_id="cyclegan-crop")
-                there = gr.Image(label="Translated", format="png", interactive=False,
+                there = gr.Image(label="Translated", show_label=False, format="png", interactive=False,
                                  buttons=["download"], min_width=140, elem_id="cyclegan-translated")
-                back = gr.Image(label="And back", format="png", interactive=False,
+                back = gr.Image(label="And back", show_label=False, format="png", interactive=False,
                                 buttons=["download"], min_width=140, elem_id="cyclegan-cycled")
-                change = gr.Image(label="Changed", format="png",
+                change = gr.Image(label="Changed", show_label=False, format="png",
                                   interactive=False, min_width=140, elem_id="cyclegan-change")
             gr.Markdown("#### The same change in the Face arithmetic tab's way")
             with gr.Row():
