@@ -120,7 +120,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
 MIN_CROP = 24  # a square smaller than this many pixels of the upload is not a face to work on
@@ -149,7 +150,7 @@ class Translation:
     source: np.ndarray      # (N, 64, 64, 3) uint8, as given
     translated: np.ndarray  # A -> B (or B -> A)
     cycled: np.ndarray      # back again: A -> B -> A
-    change: np.ndarray      # (N, 64, 64) float in [0, 1]: mean absolute change per pixel, source -> translated
+    change: np.ndarray      # (N, 64, 64) in [0, 1]: mean absolute change per pixel, source -> translated
     direction: str
     names: tuple[str, str]  # (from, to)
 

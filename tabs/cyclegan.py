@@ -22,7 +22,8 @@ PAIRS = {  # API value -> (label, checkpoint folder under weights/)
     "hair": ("Hair colour: blond <-> black", "cyclegan-hair"),
     "glasses": ("Glasses: on <-> off", "cyclegan-glasses"),
 }
-PAIR_NAMES = [key for key, (_, folder) in PAIRS.items() if (WEIGHTS_DIR / folder / "config.json").is_file()]
+PAIR_NAMES = [key for key, (_, folder) in PAIRS.items()
+              if (WEIGHTS_DIR / folder / "config.json").is_file()]
 AVAILABLE = bool(PAIR_NAMES)
 DEFAULT_PAIR = PAIR_NAMES[0] if PAIR_NAMES else None
 JUDGE = "face-judge"
@@ -221,7 +222,8 @@ def build(ctx: TabContext) -> None:
             gr.Markdown("Left to right: the 64x64 crop the model saw, translated, translated back "
                         "(the cycle), and where it changed (brighter = more).")
             with gr.Row():
-                crop = gr.Image(label="Crop used (64 px)", show_label=False, format="png", interactive=False,
+                crop = gr.Image(label="Crop used (64 px)", show_label=False, format="png",
+                                interactive=False,
                                 buttons=["download"], min_width=140, elem_id="cyclegan-crop")
                 there = gr.Image(label="Translated", show_label=False, format="png", interactive=False,
                                  buttons=["download"], min_width=140, elem_id="cyclegan-translated")

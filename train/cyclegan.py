@@ -58,7 +58,7 @@ def domain_data(config: CycleGANConfig, celeba: dict | None = None) -> dict:
         member = in_domain(celeba["attrs"], celeba["attr_names"], rule)
         out[f"{side}_train"] = np.where(member & ~is_test)[0]
         out[f"{side}_test"] = np.where(member & is_test)[0]
-    out["images"], out["attrs"], out["attr_names"] = celeba["images"], celeba["attrs"], celeba["attr_names"]
+    out.update({k: celeba[k] for k in ("images", "attrs", "attr_names")})
     return out
 
 
@@ -123,8 +123,10 @@ class Trainer:
             p.requires_grad_(True)
         old_a, old_b = self.pool_a.query(fake_a, gen), self.pool_b.query(fake_b, gen)
         with autocast:
-            d_a = (lsgan_loss(self.d_a(a).float(), True) + lsgan_loss(self.d_a(old_a).float(), False)) / 2
-            d_b = (lsgan_loss(self.d_b(b).float(), True) + lsgan_loss(self.d_b(old_b).float(), False)) / 2
+            d_a = (lsgan_loss(self.d_a(a).float(), True)
+                   + lsgan_loss(self.d_a(old_a).float(), False)) / 2
+            d_b = (lsgan_loss(self.d_b(b).float(), True)
+                   + lsgan_loss(self.d_b(old_b).float(), False)) / 2
         self.opt_d.zero_grad(set_to_none=True)
         (d_a + d_b).backward()
         self.opt_d.step()
@@ -200,7 +202,8 @@ def train(args) -> Path:
             run.log(record)
             print(f"step {step}/{args.steps} " + " ".join(f"{k} {record[k]:.3f}" for k in losses)
                   + f" ({record['seconds']:.0f}s)", flush=True)
-            progress_figure(trainer.model, show_a.to(device), show_b.to(device), run.path / "progress.png")
+            progress_figure(trainer.model, show_a.to(device), show_b.to(device),
+                            run.path / "progress.png")
             log = run.records()
             save_pretrained(trainer.model, args.out, training=dict(
                 pair=args.pair, step=step, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -232,7 +235,8 @@ def kid(x: np.ndarray, y: np.ndarray, subsets: int = 50, size: int = 100, seed: 
         a, b = x[rng.choice(len(x), size, replace=False)], y[rng.choice(len(y), size, replace=False)]
         kxx, kyy, kxy = ((a @ a.T) / d + 1) ** 3, ((b @ b.T) / d + 1) ** 3, ((a @ b.T) / d + 1) ** 3
         m = size
-        out.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+        off = m * (m - 1)   # pairs of distinct samples
+        out.append((kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off
                    - 2 * kxy.mean())
     return float(np.mean(out))
 
@@ -258,11 +262,11 @@ def judge_rows(pipe, judge, data: dict, direction: str) -> tuple[dict, object]:
     p_src, p_out = judge.probabilities(to_tensor(faces)), judge.probabilities(to_tensor(out.translated))
     p_real = judge.probabilities(to_tensor(data["images"][data[f"{dst}_test"]]))
     others = [n for n in names if n not in rule]
-    kept = {n: float(((p_src[:, names.index(n)] > 0.5) == (p_out[:, names.index(n)] > 0.5)).float().mean())
-            for n in others}
+    same = {n: (p_src[:, names.index(n)] > 0.5) == (p_out[:, names.index(n)] > 0.5) for n in others}
+    kept = {n: float(s.float().mean()) for n, s in same.items()}
     all_kept = torch.ones(len(faces), dtype=torch.bool)
-    for n in others:
-        all_kept &= (p_src[:, names.index(n)] > 0.5) == (p_out[:, names.index(n)] > 0.5)
+    for s in same.values():
+        all_kept &= s
     cycle = np.abs(out.cycled.astype(np.float32) - faces.astype(np.float32)).mean()
     row = dict(faces=len(faces), success=float(reads_as(p_out, names, rule).float().mean()),
                untranslated=float(reads_as(p_src, names, rule).float().mean()),
