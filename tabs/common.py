@@ -234,6 +234,7 @@ class LivePlay:
     game: Any = None
     heartbeat: float = 0.0
     paused: bool = False
+    loops: int = 0           # Play loops still inside their generator (0 or 1)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -243,6 +244,14 @@ class LivePlay:
     def locked(self, fn, *args):
         with self.lock:
             return fn(*args)
+
+    def stop(self, seconds: float = 2.0) -> None:
+        """Pause: tell the loop, then wait (a little) until it has left, so that a picture it drew
+        just before cannot reach the page after the paused one."""
+        self.paused, self.heartbeat = True, 0.0
+        end = time.monotonic() + seconds
+        while self.loops > 0 and time.monotonic() < end:
+            time.sleep(0.01)
 
     def end(self) -> None:
         """The visitor left (or the state expired): the loop stops at its next frame and the

@@ -190,10 +190,12 @@ def play(lab, speed, *values):
         return
     work(lab.sync, config_from(settings, lab.points))
     lab.paused, lab.heartbeat = False, time.monotonic()
+    lab.loops += 1
     try:
         note = yield from frames(lab, SPEEDS[speed], layers)
     finally:                           # ended, paused or cancelled: no loop is drawing now
         lab.heartbeat = 0.0
+        lab.loops -= 1
     if note is not None:
         yield (*work(lab.locked, pictures, lab.game, layers, note), lab)
 
@@ -224,7 +226,7 @@ def frames(lab: Lab, per_frame: int | None, layers: dict):
 
 def pause(lab, show):
     lab = fresh(lab)
-    lab.heartbeat, lab.paused = 0.0, True
+    lab.stop()
     if lab.game is None:
         return gr.skip(), gr.skip(), "Paused.", lab
     return (*work(lab.locked, pictures, lab.game, layers_from(show), "Paused: press Play to go on."), lab)

@@ -186,6 +186,7 @@ def play(run, dataset, kind, lr_d, lr_g, seed):
         return
     game = work(sync, run, config)
     run.paused, run.heartbeat = False, time.monotonic()
+    run.loops += 1
     note = None
     try:
         start, last_quality, rate = time.monotonic(), 0.0, 50.0
@@ -211,6 +212,7 @@ def play(run, dataset, kind, lr_d, lr_g, seed):
             time.sleep(max(0.0, FRAME_SECONDS - (time.monotonic() - frame)))
     finally:
         run.heartbeat = 0.0
+        run.loops -= 1
     if note is not None:
         work(measure, run)
         yield (*work(view, run, note), run)
@@ -218,7 +220,7 @@ def play(run, dataset, kind, lr_d, lr_g, seed):
 
 def pause(run):
     run = fresh(run)
-    run.heartbeat, run.paused = 0.0, True
+    run.stop()
     if run.game is None:
         return gr.skip(), gr.skip(), "Paused.", run
     work(measure, run)

@@ -188,6 +188,40 @@ def test_play_stops_at_its_caps_and_a_second_play_does_not_start_a_second_loop(m
         ganlab.one_update("d")(lab, *knobs(width=16), layers)
 
 
+
+def test_pause_returns_only_after_the_play_loop_has_drawn_its_last_picture(monkeypatch):
+    # the page shows whichever arrives last; a frame the loop hands over after Pause answered
+    # would cover "Paused" with a round count (seen in CI), so Pause waits for the loop to leave
+    from tabs import ganlab
+
+    _, _, _, lab = ganlab.show_game(None, *knobs(width=16), ganlab.LAYERS)
+    slow = ganlab.pictures
+
+    def slow_pictures(game, show, note=""):   # a slow machine: Pause lands while a frame is drawn
+        if not note:                             # (the loop's frames; Pause's own is quick)
+            time.sleep(0.4)
+        return slow(game, show, note)
+
+    monkeypatch.setattr(ganlab, "pictures", slow_pictures)
+    drawn, started = [], threading.Event()
+
+    def consumer():                   # as Gradio: send each frame, then ask for the next one
+        for _ in ganlab.play(lab, "one round per picture", *knobs(width=16), ganlab.LAYERS):
+            time.sleep(0.2)           # the frame on its way to the page
+            drawn.append(time.monotonic())
+            started.set()
+
+    thread = threading.Thread(target=consumer)
+    thread.start()
+    assert started.wait(30)
+    time.sleep(0.1)                     # the next frame is being drawn
+    *_, status, _ = ganlab.pause(lab, ganlab.LAYERS)
+    answered = time.monotonic()
+    thread.join(10)
+    assert "Paused" in status and not thread.is_alive() and lab.loops == 0
+    assert len(drawn) >= 2 and max(drawn) < answered
+
+
 def test_a_knob_retunes_the_game_or_starts_a_new_one():
     from tabs import ganlab
 
