@@ -17,7 +17,7 @@ from . import faces as faces_tab
 from .common import ImageInput, Lazy, TabContext, Technique, number, read_image, sentence
 
 TECHNIQUE = Technique("cyclegan", "CycleGAN", "images",
-                      "Blond to black hair and back, learned from faces that were never paired.")
+                      "Blond to black hair, glasses on and off, learned from unpaired faces.")
 PAIRS = {  # API value -> (label, checkpoint folder under weights/)
     "hair": ("Hair colour: blond <-> black", "cyclegan-hair"),
     "glasses": ("Glasses: on <-> off", "cyclegan-glasses"),
@@ -49,7 +49,9 @@ keeps the person: blond -> black -> blond must give back the photo it started fr
 weight 10), so the translation can only change what it can undo. An **identity** loss (a
 black-haired face sent to the black-hair generator should come back unchanged) keeps colours.
 
-* **What it does well**: colour and texture (hair colour, skin tone, light).
+* **What it does well**: colour and texture (hair colour, skin tone, light). Glasses are
+  harder: putting thin frames on works, taking sunglasses off leaves smudged eyes (it learned
+  from only 243 faces with glasses).
 * **What unpaired training cannot learn**: geometry. A change of shape (a new hairstyle, a
   different face) would not survive the cycle, so it is not made; the failure figure below shows
   faces it got wrong.

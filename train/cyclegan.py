@@ -264,6 +264,11 @@ def judge_rows(pipe, judge, data: dict, direction: str) -> tuple[dict, object]:
     others = [n for n in names if n not in rule]
     same = {n: (p_src[:, names.index(n)] > 0.5) == (p_out[:, names.index(n)] > 0.5) for n in others}
     kept = {n: float(s.float().mean()) for n, s in same.items()}
+    # can the judge read each kept attribute at all on the target side? (glasses, say, read as Male)
+    labels = data["attrs"][data[f"{dst}_test"]]
+    label_names = list(data["attr_names"])
+    judge_right = {n: float(((p_real[:, names.index(n)] > 0.5).numpy()
+                             == (labels[:, label_names.index(n)] > 0)).mean()) for n in others}
     all_kept = torch.ones(len(faces), dtype=torch.bool)
     for s in same.values():
         all_kept &= s
@@ -271,7 +276,7 @@ def judge_rows(pipe, judge, data: dict, direction: str) -> tuple[dict, object]:
     row = dict(faces=len(faces), success=float(reads_as(p_out, names, rule).float().mean()),
                untranslated=float(reads_as(p_src, names, rule).float().mean()),
                real_target=float(reads_as(p_real, names, rule).float().mean()),
-               kept=kept, all_kept=float(all_kept.float().mean()), cycle_l1_levels=float(cycle),
+               kept=kept, judge_right_on_target=judge_right, all_kept=float(all_kept.float().mean()), cycle_l1_levels=float(cycle),
                change_mean=float(out.change.mean()))
     target = torch.ones(len(faces))
     for n, v in rule.items():
