@@ -181,14 +181,25 @@ def latent_way(pair, direction, progress=gr.Progress()):
             "attributes held: " + faces_tab.reading(edit.reading) + ".")
 
 
+def failure_picture(pair) -> str | None:
+    path = WEIGHTS_DIR / PAIRS[pair_value(pair)][1] / "failure.png"
+    return str(path) if path.is_file() else None
+
+
+def first_face(pair, progress=gr.Progress()):
+    """A pair's first held-out face, translated: what a visitor sees on arrival or on a switch."""
+    face = gallery_faces(pair)[0]
+    return (face, *translate(pair, "a2b", _as_file(face), 100, 50, 50, progress),
+            failure_picture(pair))
+
+
 def first_view(pair, drawn, progress=gr.Progress()):
     if drawn:
-        return (gr.skip(),) * 11
+        return (gr.skip(),) * 12
     picture, directions = show_pair(pair)
-    face = gallery_faces(pair)[0]
-    views = translate(pair, "a2b", _as_file(face), 100, 50, 50, progress)
+    shown = first_face(pair, progress)
     before, after, note = latent_way(pair, "a2b", progress)
-    return (picture, directions, face, *views, before, after, True)
+    return (picture, directions, *shown, before, after, True)
 
 
 def _as_file(face: np.ndarray) -> str:
@@ -242,15 +253,15 @@ def build(ctx: TabContext) -> None:
             latent_status = gr.Markdown("")
             latent_btn = gr.Button("Show the latent edit for this direction", elem_id="cyclegan-latent")
     gr.Markdown(EXPLAIN)
-    if DEFAULT_PAIR:
-        failure = WEIGHTS_DIR / PAIRS[DEFAULT_PAIR][1] / "failure.png"
-        if failure.is_file():
-            with gr.Accordion("Where it fails (held-out faces the classifier read least as the "
-                              "target; rows: face, translated, back, change)", open=False):
-                gr.Image(str(failure), format="png", interactive=False, show_label=False)
+    with gr.Accordion("Where it fails (held-out faces the classifier read least as the "
+                      "target; rows: face, translated, back, change)", open=False):
+        failure = gr.Image(format="png", interactive=False, show_label=False,
+                           elem_id="cyclegan-failure")
     drawn = gr.State(False)
     outputs = [crop, there, back, change, status]
-    pair.change(show_pair, pair, [gallery, direction], api_name="cyclegan_pair", queue=False)
+    pair.change(show_pair, pair, [gallery, direction], api_name="cyclegan_pair", queue=False).then(
+        first_face, pair, [image, *outputs, failure], api_visibility="private",
+        concurrency_id="cyclegan", concurrency_limit=4)
     gallery.select(pick, pair, [image, direction, size, cx, cy], api_visibility="private", queue=False)
     run.click(translate, [pair, direction, image, size, cx, cy], outputs, api_name="cyclegan_translate",
               concurrency_id="cyclegan", concurrency_limit=4)
@@ -259,5 +270,5 @@ def build(ctx: TabContext) -> None:
     latent_btn.click(latent_way, [pair, direction], [latent_before, latent_after, latent_status],
                      api_name="cyclegan_latent_edit")
     gr.on(ctx.shown, first_view, [pair, drawn],
-          [gallery, direction, image, *outputs, latent_before, latent_after, drawn],
+          [gallery, direction, image, *outputs, failure, latent_before, latent_after, drawn],
           api_visibility="private")

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from tabs import cyclegan as tab_cyclegan
 from tabs.cyclegan import AVAILABLE as CYCLEGAN
 from tabs.faces import AVAILABLE as FACES
 from tabs.pixelcnn import AVAILABLE as PIXELCNN
@@ -181,6 +182,10 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
         status.get_by_text("black hair -> blond hair -> black hair").wait_for(timeout=60_000)
         assert "face classifier reads" in status.inner_text()
         page.screenshot(path=str(ARTIFACTS / "cyclegan.png"), full_page=True)
+        if "glasses" in tab_cyclegan.PAIR_NAMES:   # another pair: its first face, translated
+            page.get_by_label(tab_cyclegan.PAIRS["glasses"][0]).check()
+            status.get_by_text("glasses -> no glasses -> glasses").wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "cyclegan-glasses.png"), full_page=True)
         assert not error_toasts(page)
 
     # style transfer: an example at a small size, run to the end

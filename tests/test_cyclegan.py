@@ -171,6 +171,10 @@ def test_the_tab_translates_a_gallery_face_and_reads_it(tmp_path):
     assert np.array_equal(crop[::3, ::3], face)            # a 64 px face is used as it is
     assert "->" in status and "ms" in status and "cropped" not in status
     picture, directions = tab.show_pair(tab.DEFAULT_PAIR)
+    for pair in tab.PAIR_NAMES:               # a switch of pair shows its own face and failures
+        face, *views, failure = tab.first_face(pair)
+        assert np.array_equal(face, tab.gallery_faces(pair)[0])
+        assert "->" in views[-1] and failure.endswith(f"{tab.PAIRS[pair][1]}/failure.png")
     assert picture.shape == (128, 512, 3) and [v for _, v in directions["choices"]] == ["a2b", "b2a"]
 
 
