@@ -4,12 +4,12 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 export GDL_CACHE ?= $(HOME)/.cache/gdl-studio
 
-.PHONY: run test install install-test browser ffmpeg backbones digits bench cards gpu-data clean
+.PHONY: run test install install-test browser ffmpeg backbones digits bench cards gpu-data clean train-deps
 
 run: install ffmpeg backbones digits
 	$(BIN)/python app.py
 
-test: install-test browser ffmpeg backbones digits
+test: install-test browser ffmpeg backbones digits train-deps
 	$(BIN)/python -m pytest
 
 $(BIN)/python:
@@ -29,6 +29,12 @@ browser:
 # Gradio encodes streamed audio (the WaveNet tab) with ffmpeg; without it the tab plays at the end
 ffmpeg:
 	@command -v ffmpeg >/dev/null || { apt-get update -q && apt-get install -y -q ffmpeg || echo "no ffmpeg: WaveNet audio plays when complete instead of streaming"; }
+
+# training only (the app does not need them): fluidsynth and the Steinway soundfont the piano data
+# was rendered with, for train/pianoroll.py's aligned (piano roll, audio) pairs; music21 and mido
+train-deps: $(BIN)/python
+	@command -v fluidsynth >/dev/null && test -f /usr/share/sounds/sf3/MuseScore_General.sf3 || { apt-get update -q && apt-get install -y -q --no-install-recommends fluidsynth musescore-general-soundfont; }
+	$(BIN)/python -m pip install -q -r requirements-train.txt
 
 # the images the GAN lab's live runs train on, never committed: Fashion-MNIST from Debian's
 # dataset-fashion-mnist package, MNIST copied into the ignored data/digits from the project's

@@ -1,0 +1,141 @@
+"""Notes and piano rolls: the little note language a visitor types, and the roll (onsets, what
+sounds, how hard, for 88 keys at 100 frames a second) a note-conditioned WaveNet reads
+(Hawthorne et al. 2019 condition theirs on onsets, frames and velocities the same way)."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+
+import numpy as np
+
+LOWEST, KEYS = 21, 88            # A0 .. C8
+FPS = 100                        # roll frames per second: 160 samples at 16 kHz
+MAX_NOTES = 2000                 # one typed melody or uploaded file
+NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+TOKEN = re.compile(r"^([A-Ga-g])([#b]?)(-?\d)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+    pitch: int                   # MIDI number, 21..108
+    start: float                 # seconds
+    end: float                   # seconds
+    velocity: int = 80           # 1..127
+
+
+def pitch_of(name: str) -> int:
+    """'C4' -> 60, 'F#3' -> 54, 'Bb5' -> 82 (scientific pitch names, C4 = middle C)."""
+    m = TOKEN.match(name)
+    if m is None:
+        raise ValueError(f"{name!r} is not a note name (a letter A-G, an optional # or b, an octave)")
+    letter, accidental, octave = m.groups()
+    pitch = 12 * (int(octave) + 1) + NAMES[letter.upper()] + {"#": 1, "b": -1, "": 0}[accidental]
+    if not LOWEST <= pitch < LOWEST + KEYS:
+        raise ValueError(f"{name} is off the piano's keyboard (A0 to C8)")
+    return pitch
+
+
+def parse(text: str, bpm: float = 100.0, velocity: int = 80, transpose: int = 0) -> list[Note]:
+    """The note language: notes separated by spaces, one beat each; ``C4/2`` half a beat,
+    ``C4*2`` two; ``R`` a rest; ``C4+E4+G4`` a chord. Raises ValueError naming the bad token."""
+    notes, time, beat = [], 0.0, 60.0 / bpm
+    tokens = text.split()
+    if not tokens:
+        raise ValueError("No notes: type some, e.g. C4 E4 G4 C5*2")
+    for k, token in enumerate(tokens, 1):
+        body, length = token, 1.0
+        m = re.match(r"^(.*?)([/*])(\d+(?:\.\d+)?)$", token)
+        if m:
+            body, op, amount = m.group(1), m.group(2), float(m.group(3))
+            if amount <= 0 or amount > 64:
+                raise ValueError(f"Token {k} ({token}): the length factor must be between 0 and 64")
+            length = amount if op == "*" else 1.0 / amount
+        if body.upper() != "R":
+            for name in body.split("+"):
+                try:
+                    pitch = pitch_of(name) + transpose
+                except ValueError as err:
+                    raise ValueError(f"Token {k} ({token}): {err}") from None
+                if not LOWEST <= pitch < LOWEST + KEYS:
+                    raise ValueError(f"Token {k} ({token}) transposed is off the keyboard")
+                notes.append(Note(pitch, time, time + length * beat, velocity))
+        time += length * beat
+        if len(notes) > MAX_NOTES:
+            raise ValueError(f"More than {MAX_NOTES} notes")
+    return notes
+
+
+def frames_for(notes: list[Note], tail: float = 1.0) -> int:
+    """Roll frames to hold the notes and ``tail`` seconds of their release."""
+    return int(np.ceil((max((n.end for n in notes), default=0.0) + tail) * FPS))
+
+
+def to_roll(notes: list[Note], frames: int | None = None) -> np.ndarray:
+    """(3, 88, frames) float32: onset (1 in a note's first frame), sounding (1 while held),
+    velocity / 127 while held."""
+    frames = frames_for(notes) if frames is None else frames
+    roll = np.zeros((3, KEYS, frames), np.float32)
+    for n in notes:
+        k = n.pitch - LOWEST
+        a = int(round(n.start * FPS))
+        b = max(a + 1, int(round(n.end * FPS)))
+        if a >= frames:
+            continue
+        roll[1, k, a:b] = 1.0
+        roll[2, k, a:b] = n.velocity / 127.0
+        roll[0, k, a] = 1.0
+    return roll
+
+
+def to_midi(notes: list[Note], ticks_per_beat: int = 480, bpm: float = 120.0) -> bytes:
+    """A one-track standard MIDI file (acoustic grand piano) of the notes, exact to the tick."""
+    import mido
+
+    tempo = mido.bpm2tempo(bpm)
+    per_second = ticks_per_beat * 1e6 / tempo
+    events = []
+    for n in notes:
+        events.append((round(n.start * per_second), 1, "note_on", n.pitch, n.velocity))
+        events.append((round(n.end * per_second), 0, "note_off", n.pitch, 0))
+    events.sort()                                # at one tick: offs before ons
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=tempo),
+                            mido.Message("program_change", program=0, time=0)])
+    now = 0
+    for tick, _, kind, pitch, velocity in events:
+        track.append(mido.Message(kind, note=pitch, velocity=velocity, time=tick - now))
+        now = tick
+    out = io.BytesIO()
+    mido.MidiFile(tracks=[track], ticks_per_beat=ticks_per_beat).save(file=out)
+    return out.getvalue()
+
+
+def from_midi(data: bytes, max_seconds: float = 120.0) -> list[Note]:
+    """The notes of a MIDI file (every track and channel but drums), cut at ``max_seconds``."""
+    import mido
+
+    try:
+        midi = mido.MidiFile(file=io.BytesIO(data))
+        messages = list(midi)                     # merged tracks, times in seconds
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as err:
+        raise ValueError(f"Not a MIDI file this can read ({err})") from None
+    notes, held, time = [], {}, 0.0
+    for msg in messages:
+        time += msg.time
+        if time > max_seconds:
+            break
+        if msg.type not in ("note_on", "note_off") or getattr(msg, "channel", 0) == 9:
+            continue
+        key = (msg.channel, msg.note)
+        if key in held:                           # released, or struck again
+            start, velocity = held.pop(key)
+            if LOWEST <= msg.note < LOWEST + KEYS and time > start:
+                notes.append(Note(msg.note, start, time, velocity))
+        if msg.type == "note_on" and msg.velocity > 0:
+            held[key] = (time, msg.velocity)
+        if len(notes) > MAX_NOTES:
+            raise ValueError(f"More than {MAX_NOTES} notes in the first {max_seconds:.0f} s")
+    end = min(time, max_seconds)
+    notes += [Note(p, s, end, v) for (_, p), (s, v) in held.items()
+              if LOWEST <= p < LOWEST + KEYS and end > s]
+    return sorted(notes, key=lambda n: (n.start, n.pitch))

@@ -1,0 +1,113 @@
+"""The note language, piano rolls, MIDI in and out, and the render step that makes aligned
+(roll, audio) pairs for the note-conditioned WaveNet (fluidsynth: `make test` installs it)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.pianoroll import FPS, LOWEST, Note, from_midi, parse, pitch_of, to_midi, to_roll
+
+
+def test_note_names_and_the_note_language():
+    assert [pitch_of(n) for n in ["C4", "A4", "F#3", "Bb5", "A0", "C8", "c4"]] == [60, 69, 54, 82, 21, 108, 60]
+    notes = parse("C4 E4/2 R G4*2 C4+E4", bpm=120, velocity=90)
+    assert [(n.pitch, n.start, n.end) for n in notes] == [
+        (60, 0.0, 0.5), (64, 0.5, 0.75), (67, 1.25, 2.25), (60, 2.25, 2.75), (64, 2.25, 2.75)]
+    assert {n.velocity for n in notes} == {90}
+    assert [n.pitch for n in parse("C4 D4", transpose=-12)] == [48, 50]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "No notes"), ("   ", "No notes"), ("C4 H4", "Token 2 \\(H4\\)"), ("C9", "off the piano"),
+    ("C4/0", "length factor"), ("C4 E4+X1", "Token 2"), ("C4*100", "length factor"),
+    ("C8 C8", None)])
+def test_bad_note_strings_say_which_token(text, message):
+    if message is None:
+        assert len(parse(text)) == 2
+        with pytest.raises(ValueError, match="off the keyboard"):
+            parse(text, transpose=1)
+        return
+    with pytest.raises(ValueError, match=message):
+        parse(text)
+
+
+def test_the_roll_marks_onsets_held_frames_and_velocity():
+    notes = [Note(60, 0.10, 0.50, 127), Note(64, 0.30, 0.31, 64), Note(60, 0.50, 0.70, 32)]
+    roll = to_roll(notes)
+    assert roll.shape == (3, 88, int(np.ceil(1.7 * FPS))) and roll.dtype == np.float32
+    c, e = 60 - LOWEST, 64 - LOWEST
+    assert np.flatnonzero(roll[0, c]).tolist() == [10, 50]          # struck again at 0.5 s
+    assert np.flatnonzero(roll[1, c]).tolist() == list(range(10, 70))
+    assert roll[2, c, 10] == 1.0 and roll[2, c, 60] == pytest.approx(32 / 127)
+    assert np.flatnonzero(roll[1, e]).tolist() == [30]                # a 10 ms note: one frame
+    assert roll[:, [k for k in range(88) if k not in (c, e)]].max() == 0
+
+
+def test_midi_round_trip_and_garbage():
+    notes = parse("C4 E4/2 R G4*2 C4+E4 A0 C8", bpm=97, velocity=70)
+    back = from_midi(to_midi(notes))
+    assert [(n.pitch, n.velocity) for n in back] == [(n.pitch, n.velocity) for n in
+                                                    sorted(notes, key=lambda n: (n.start, n.pitch))]
+    for a, b in zip(back, sorted(notes, key=lambda n: (n.start, n.pitch))):
+        assert abs(a.start - b.start) < 2e-3 and abs(a.end - b.end) < 2e-3
+    assert [n.pitch for n in from_midi(to_midi(notes), max_seconds=1.0)] == [60, 64]
+    for junk in [b"", b"MThd", b"not a midi file at all", bytes(range(256))]:
+        with pytest.raises(ValueError, match="MIDI"):
+            from_midi(junk)
+
+
+# ------------------------------------------------------------------ the render step (training)
+def onsets_in(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Onset times from the audio alone: frames (5 ms) where the energy jumps well above the
+    frame before."""
+    hop = rate // 200
+    frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
+    energy = np.log(1e-7 + (frames ** 2).mean(axis=1))
+    rise = energy[2:] - energy[:-2]
+    hits = np.flatnonzero(rise > 3.0) + 2
+    keep = [h for i, h in enumerate(hits) if i == 0 or h - hits[i - 1] > 10]
+    return np.array(keep) * hop / rate
+
+
+def test_the_render_lines_up_with_the_roll_and_plays_the_right_pitch():
+    from train.pianoroll import RATE, render
+
+    notes = [Note(69, 0.25, 0.75, 100), Note(48, 1.0, 1.4, 60), Note(76, 1.75, 2.5, 110)]
+    audio = render(notes, tail=0.5)
+    assert audio.shape == (int(3.0 * RATE),) and audio.dtype == np.float32
+    assert np.abs(audio[: int(0.24 * RATE)]).max() < 1e-3                # silence before the first
+    found = onsets_in(audio, RATE)
+    want = [n.start for n in notes]
+    assert len(found) == len(want) and np.abs(found - want).max() < 0.02, found
+    a4 = audio[int(0.3 * RATE): int(0.7 * RATE)]
+    spectrum = np.abs(np.fft.rfft(a4 * np.hanning(len(a4)), 16 * len(a4)))
+    peak = np.argmax(spectrum) * RATE / (16 * len(a4))
+    assert abs(1200 * np.log2(peak / 440.0)) < 25, peak                  # A4 within 25 cents
+
+
+def test_one_fluidsynth_run_for_many_renders_gives_each_as_alone():
+    from train.pianoroll import render, render_many
+
+    pieces = [parse("C2*4 C2+G2+E3*2", bpm=90, velocity=127),         # long low notes ring on
+              parse("A4 B4 C5/2", bpm=150), parse("C6", bpm=60)]
+    together = render_many(pieces)
+    for notes, audio in zip(pieces, together):
+        alone = render(notes)
+        # the same performance: fluidsynth's attacks differ by a sample or two between runs,
+        # (correlation 0.9998 at worst); a shifted cut or a ringing tail would be far lower
+        assert audio.shape == alone.shape
+        assert np.corrcoef(audio, alone)[0, 1] > 0.999
+        assert np.sqrt((audio ** 2).mean() / (alone ** 2).mean()) == pytest.approx(1, abs=0.01)
+
+
+def test_the_tiny_build_writes_shards_and_resumes(tmp_path):
+    from train.pianoroll import build, read_shard
+
+    manifest = build(tmp_path, tiny=True)
+    assert manifest["train"] == 3 and manifest["test"] == 1 and manifest["rate"] == 16000
+    for name in manifest["shards"]:
+        audio, notes, source = read_shard(tmp_path / name)
+        assert notes and source and len(audio) >= int(max(n.end for n in notes) * 16000)
+        assert 0.005 < np.sqrt((audio ** 2).mean()) and np.abs(audio).max() < 1.0
+    again = build(tmp_path, tiny=True)
+    assert again["shards"] == manifest["shards"]
