@@ -2,6 +2,9 @@
 (roll, audio) pairs for the note-conditioned WaveNet (fluidsynth: `make test` installs it)."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -57,6 +60,11 @@ def test_midi_round_trip_and_garbage():
 
 
 # ------------------------------------------------------------------ the render step (training)
+needs_fluidsynth = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not Path("/usr/share/sounds/sf3").is_dir(),
+    reason="fluidsynth and musescore-general-soundfont are not installed (make train-deps)")
+
+
 def onsets_in(audio: np.ndarray, rate: int) -> np.ndarray:
     """Onset times from the audio alone: frames (5 ms) where the energy jumps well above the
     frame before."""
@@ -69,6 +77,7 @@ def onsets_in(audio: np.ndarray, rate: int) -> np.ndarray:
     return np.array(keep) * hop / rate
 
 
+@needs_fluidsynth
 def test_the_render_lines_up_with_the_roll_and_plays_the_right_pitch():
     from train.pianoroll import RATE, render
 
@@ -85,6 +94,7 @@ def test_the_render_lines_up_with_the_roll_and_plays_the_right_pitch():
     assert abs(1200 * np.log2(peak / 440.0)) < 25, peak                  # A4 within 25 cents
 
 
+@needs_fluidsynth
 def test_one_fluidsynth_run_for_many_renders_gives_each_as_alone():
     from train.pianoroll import render, render_many
 
@@ -100,6 +110,7 @@ def test_one_fluidsynth_run_for_many_renders_gives_each_as_alone():
         assert np.sqrt((audio ** 2).mean() / (alone ** 2).mean()) == pytest.approx(1, abs=0.01)
 
 
+@needs_fluidsynth
 def test_the_tiny_build_writes_shards_and_resumes(tmp_path):
     from train.pianoroll import build, read_shard
 
