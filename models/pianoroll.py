@@ -71,20 +71,27 @@ def frames_for(notes: list[Note], tail: float = 1.0) -> int:
     return int(np.ceil((max((n.end for n in notes), default=0.0) + tail) * FPS))
 
 
-def to_roll(notes: list[Note], frames: int | None = None) -> np.ndarray:
-    """(3, 88, frames) float32: onset (1 in a note's first frame), sounding (1 while held),
-    velocity / 127 while held."""
-    frames = frames_for(notes) if frames is None else frames
+def frame_of(seconds: float) -> int:
+    """The frame a time falls in, rounded half up (so a window's frames shift exactly)."""
+    return int(np.floor(seconds * FPS + 0.5))
+
+
+def to_roll(notes: list[Note], frames: int | None = None, first: int = 0) -> np.ndarray:
+    """(3, 88, frames) float32 of frames first, first + 1, ...: onset (1 in a note's first
+    frame), sounding (1 while held), velocity / 127 while held. A note struck before the first
+    frame sounds from it without an onset (a window into a longer piece)."""
+    frames = frames_for(notes) - first if frames is None else frames
     roll = np.zeros((3, KEYS, frames), np.float32)
     for n in notes:
         k = n.pitch - LOWEST
-        a = int(round(n.start * FPS))
-        b = max(a + 1, int(round(n.end * FPS)))
-        if a >= frames:
+        a = frame_of(n.start) - first
+        b = max(a + 1, frame_of(n.end) - first)
+        if a >= frames or b <= 0:
             continue
-        roll[1, k, a:b] = 1.0
-        roll[2, k, a:b] = n.velocity / 127.0
-        roll[0, k, a] = 1.0
+        roll[1, k, max(a, 0):b] = 1.0
+        roll[2, k, max(a, 0):b] = n.velocity / 127.0
+        if a >= 0:
+            roll[0, k, a] = 1.0
     return roll
 
 

@@ -81,6 +81,17 @@ class WaveNetConfig:
     cycle: int = 10                 # dilations 1 .. 2**(cycle-1)
     stacks: int = 2                 # cycles of dilations
     dataset: str = ""               # what it learned from, for the UI
+    # local conditioning (0 = none): per-frame features, e.g. a piano roll (models/pianoroll),
+    # through a small convolutional net into a bias on every layer's gate
+    cond_features: int = 0
+    cond_channels: int = 64
+    cond_hop: int = 160             # samples per frame
+    cond_kernel: int = 5            # frames the first conditioning convolution sees
+
+    @property
+    def cond_margin(self) -> int:
+        """Frames the conditioning net needs on each side of the frames it conditions."""
+        return (self.cond_kernel - 1) // 2 + 1
 
     @property
     def dilations(self) -> list[int]:
@@ -109,8 +120,10 @@ class ResidualLayer(nn.Module):
         # the last layer's residual output would feed nothing
         self.res = None if last else nn.Conv1d(c.gate_channels, c.residual_channels, 1)
 
-    def forward(self, h: torch.Tensor):
+    def forward(self, h: torch.Tensor, cond: torch.Tensor | None = None):
         z = self.conv(F.pad(h, (self.dilation, 0)))          # causal: left padding only
+        if cond is not None:
+            z = z + cond
         a, b = z.chunk(2, dim=1)
         g = torch.tanh(a) * torch.sigmoid(b)
         return (h + self.res(g) if self.res is not None else h), self.skip(g)
@@ -130,6 +143,30 @@ class WaveNet(nn.Module):
                                     for i, d in enumerate(c.dilations))
         self.head1 = nn.Conv1d(c.skip_channels, c.head_channels, 1)
         self.head2 = nn.Conv1d(c.head_channels, c.quantization, 1)
+        if c.cond_features:
+            # valid convolutions: a window's roll comes with cond_margin frames either side
+            self.cond_net = nn.Sequential(
+                nn.Conv1d(c.cond_features, c.cond_channels, c.cond_kernel, dilation=1), nn.ReLU(),
+                nn.Conv1d(c.cond_channels, c.cond_channels, 3), nn.ReLU())
+            self.cond_proj = nn.Conv1d(c.cond_channels, c.layers * 2 * c.gate_channels, 1)
+
+    def condition(self, roll: torch.Tensor) -> torch.Tensor:
+        """Roll (B, features, frames + 2 * cond_margin) -> per-frame gate biases
+        (B, layers, 2 * gate, frames)."""
+        c = self.config
+        out = self.cond_proj(self.cond_net(roll))
+        return out.view(out.shape[0], c.layers, 2 * c.gate_channels, -1)
+
+    def frame_biases(self, roll: torch.Tensor, samples: int) -> torch.Tensor:
+        """Per-sample biases (B, layers, 2G, samples): position t (which predicts sample t + 1)
+        gets the frame of sample t + 1."""
+        c = self.config
+        per_frame = self.cond_proj(self.cond_net(roll))                # (B, L * 2G, frames)
+        short = -(-(samples + 1) // c.cond_hop) - per_frame.shape[-1]
+        if short > 0:                                  # the last frame holds to the end
+            per_frame = F.pad(per_frame, (0, short), mode="replicate")
+        up = per_frame.repeat_interleave(c.cond_hop, dim=-1)[..., 1:samples + 1]
+        return up.reshape(up.shape[0], c.layers, 2 * c.gate_channels, samples)
 
     def embed(self, codes: torch.Tensor) -> torch.Tensor:
         """The causal input convolution: tap 0 sees x[t-1] (zero before the start), tap 1 x[t]."""
@@ -139,12 +176,19 @@ class WaveNet(nn.Module):
         before = F.pad(before, (0, 0, 1, 0))
         return (now + before + self.input_conv.bias).transpose(1, 2)  # (B, R, T)
 
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes (B, T) -> logits (B, 256, T); logits[..., t] predicts codes[:, t + 1]."""
+    def forward(self, codes: torch.Tensor, roll: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes (B, T) -> logits (B, 256, T); logits[..., t] predicts codes[:, t + 1]. A
+        conditioned model takes the roll of the T samples' frames (T / cond_hop of them, the
+        first at sample 0) with cond_margin frames either side."""
         h = self.embed(codes)
+        biases = None
+        if self.config.cond_features:
+            if roll is None:
+                raise ValueError("this WaveNet is conditioned: give it the roll")
+            biases = self.frame_biases(roll, codes.shape[1])
         skip = 0
-        for layer in self.layers:
-            h, s = layer(h)
+        for i, layer in enumerate(self.layers):
+            h, s = layer(h, None if biases is None else biases[:, i])
             skip = skip + s
         return self.head2(F.relu(self.head1(F.relu(skip))))
 
@@ -288,12 +332,34 @@ class FastWaveNet:
         self.scratch = (np.zeros(2 * R, np.float32), np.zeros(2 * G, np.float32),
                         np.zeros(G, np.float32), np.zeros(S, np.float32),
                         np.zeros(c.head_channels, np.float32), np.zeros(c.quantization, np.float32))
-        self.state = np.array([0, -1, -1], np.int64)         # t, previous code, next code to feed
+        # t, previous code, next code to feed, the roll's first sample, samples per frame
+        self.state = np.array([0, -1, -1, 0, max(1, c.cond_hop)], np.int64)
+        self.model = model
+        self.cb = np.zeros((1, L, 2 * G), np.float32)        # no roll: zero gate biases
+        self.roll: np.ndarray | None = None
 
     @property
     def weights(self) -> tuple:
         return (self.emb0, self.emb1, self.wd, self.bd, self.wr, self.br, self.ws, self.bs,
-                self.wh1, self.bh1, self.wh2, self.bh2, self.dil, self.hist, *self.scratch)
+                self.wh1, self.bh1, self.wh2, self.bh2, self.dil, self.hist, *self.scratch, self.cb)
+
+    def set_roll(self, roll: np.ndarray) -> None:
+        """A conditioned model's roll (features, frames), frame 0 at the first generated sample:
+        its gate biases are computed here once, so each sample only adds a row."""
+        c = self.config
+        if not c.cond_features:
+            raise ValueError("this WaveNet is not conditioned")
+        roll = np.asarray(roll, np.float32)
+        if roll.ndim != 2 or roll.shape[0] != c.cond_features:
+            raise ValueError(f"a roll is ({c.cond_features}, frames), not {roll.shape}")
+        m = c.cond_margin
+        # m + 1 empty frames before the roll, so that row 0 sees nothing but silence (the
+        # primer, and all before it) as a roll with empty frames in front would
+        padded = np.pad(roll, ((0, 0), (2 * m + 1, m)))
+        with torch.inference_mode():
+            rows = self.model.condition(torch.from_numpy(padded)[None])[0]
+        self.cb = np.ascontiguousarray(rows.permute(2, 0, 1).float().numpy())
+        self.roll = roll
 
     @property
     def samples_fed(self) -> int:
@@ -301,7 +367,7 @@ class FastWaveNet:
 
     def reset(self) -> None:
         self.hist[:] = 0
-        self.state[:] = (0, -1, -1)
+        self.state[:3] = (0, -1, -1)
 
     def feed(self, codes: np.ndarray, record: bool = False) -> np.ndarray:
         """Teacher-force codes through the buffers; with ``record``, the logits after each one."""
@@ -315,6 +381,9 @@ class FastWaveNet:
         is fed by the first generated step."""
         codes = prepare_primer(primer, self.config)
         self.reset()
+        # the roll starts with the first generated sample; cb's row 0 is m + 1 frames earlier
+        lead = (self.config.cond_margin + 1) * self.state[4]
+        self.state[3] = len(codes) - lead if self.roll is not None else 0
         self.feed(codes[:-1])
         self.state[2] = codes[-1]
 

@@ -77,8 +77,10 @@ def _add_matvec(w, x, out):
 
 @_jit
 def _step(code, prev, t, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2, dil, hist,
-          x2, z, g, skip, hid, logits):
-    """Feed code x[t] (prev = x[t-1], -1 before the start); write the logits for x[t+1]."""
+          x2, z, g, skip, hid, logits, cb, t0, hop):
+    """Feed code x[t] (prev = x[t-1], -1 before the start); write the logits for x[t+1].
+    cb[k] is every layer's gate bias for the k-th frame from sample t0 on (row 0 also for any
+    sample before; the last for any after); an unconditioned model has one row of zeros."""
     L, twoG, twoR = wd.shape
     R = twoR // 2
     G = twoG // 2
@@ -86,6 +88,8 @@ def _step(code, prev, t, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
     H = wh1.shape[0]
     Q = wh2.shape[0]
     mask = hist.shape[1] - 1
+    row = 0 if t + 1 < t0 else min((t + 1 - t0) // hop, cb.shape[0] - 1)
+    bias = cb[row]
     residual = x2[R:]                      # x2 = [the input `dilation` steps ago, the input now]
     # causal input convolution on the one-hot code: two table lookups (bias folded into emb1)
     for i in range(R):
@@ -103,7 +107,7 @@ def _step(code, prev, t, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
             x2[i] = hist[layer, back, i] if t >= dil[layer] else 0.0
         # dilated convolution: both taps as one (2G x 2R) matrix on [past, now]
         for o in range(twoG):
-            z[o] = bd[layer, o]
+            z[o] = bd[layer, o] + bias[layer, o]
         _add_matvec(wd[layer], x2, z)
         for o in range(G):
             g[o] = _gate(z[o], z[G + o])
@@ -151,11 +155,12 @@ def _draw(logits, temperature, u, weights):
 
 @_jit
 def _feed(codes, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2, dil, hist,
-          x2, z, g, skip, hid, logits, record):
-    """Teacher forcing: feed codes; record[i] = logits after codes[i] (if record has rows)."""
+          x2, z, g, skip, hid, logits, cb, record):
+    """Teacher forcing: feed codes; record[i] = logits after codes[i] (if record has rows).
+    state: t, previous code, code to feed next, the roll's first sample, samples per frame."""
     for i in range(codes.shape[0]):
         _step(codes[i], state[1], state[0], emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2,
-              bh2, dil, hist, x2, z, g, skip, hid, logits)
+              bh2, dil, hist, x2, z, g, skip, hid, logits, cb, state[3], state[4])
         state[1] = codes[i]
         state[0] += 1
         if record.shape[0] > 0:
@@ -164,13 +169,13 @@ def _feed(codes, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2, 
 
 @_jit
 def _generate(n, u, temperature, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
-              dil, hist, x2, z, g, skip, hid, logits, out):
-    """Sample n codes; state holds (t, previous code, code to feed next)."""
+              dil, hist, x2, z, g, skip, hid, logits, cb, out):
+    """Sample n codes; state as for _feed."""
     weights = np.empty(logits.shape[0], np.float64)
     for i in range(n):
         code = state[2]
         _step(code, state[1], state[0], emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
-              dil, hist, x2, z, g, skip, hid, logits)
+              dil, hist, x2, z, g, skip, hid, logits, cb, state[3], state[4])
         state[1] = code
         state[0] += 1
         nxt = _draw(logits, temperature, u[i], weights)

@@ -44,6 +44,10 @@ def test_the_roll_marks_onsets_held_frames_and_velocity():
     assert roll[2, c, 10] == 1.0 and roll[2, c, 60] == pytest.approx(32 / 127)
     assert np.flatnonzero(roll[1, e]).tolist() == [30]                # a 10 ms note: one frame
     assert roll[:, [k for k in range(88) if k not in (c, e)]].max() == 0
+    # a window starting at 0.2 s: the first note sounds on, unstruck; the others as before
+    window = to_roll(notes, 20, first=20)
+    assert np.array_equal(window, roll[:, :, 20:40])
+    assert to_roll([Note(60, -1.0, -0.5)], 10).max() == 0            # over before the window
 
 
 def test_midi_round_trip_and_garbage():
@@ -122,3 +126,40 @@ def test_the_tiny_build_writes_shards_and_resumes(tmp_path):
         assert 0.005 < np.sqrt((audio ** 2).mean()) and np.abs(audio).max() < 1.0
     again = build(tmp_path, tiny=True)
     assert again["shards"] == manifest["shards"]
+
+
+@needs_fluidsynth
+def test_windows_line_up_and_a_tiny_conditioned_wavenet_trains_and_plays(tmp_path):
+    import torch
+
+    from models.hub import from_pretrained
+    from models.wavenet import FastWaveNet, WaveNet, mu_law_encode
+    from train.pianoroll import build
+    from train.pianowave import HOP, Pieces, main
+
+    build(tmp_path / "rolls", tiny=True)
+    data = Pieces(tmp_path / "rolls", "train")
+    # a window's roll is the whole roll's frames, margins included (zeros before the start)
+    i = max(range(len(data.codes)), key=lambda k: len(data.codes[k]))
+    whole = to_roll([Note(int(p), s, e, int(v)) for p, s, e, v in data.notes[i]],
+                    len(data.codes[i]) // HOP).reshape(264, -1)
+    codes, roll = data.window(i, 50, 30 * HOP, 3)
+    assert np.array_equal(roll, whole[:, 47:83]) and np.array_equal(codes, data.codes[i][50 * HOP:80 * HOP])
+    first, window = data.window(i, 0, 10 * HOP, 3)[1], whole[:, :13]
+    assert first[:, :3].max() == 0 and np.array_equal(first[:, 3:], window[:, :13])
+    assert np.array_equal(codes, mu_law_encode(read_back(tmp_path / "rolls", data, i))[50 * HOP:80 * HOP])
+
+    main(["--tiny", "--data", str(tmp_path / "rolls"), "--out", str(tmp_path / "pw"),
+          "--run-dir", str(tmp_path / "run")])
+    model = from_pretrained(WaveNet, str(tmp_path / "pw"))
+    assert model.config.cond_features == 264 and model.config.cond_hop == 160
+    fast = FastWaveNet(model)
+    fast.set_roll(to_roll(parse("C4 E4 G4", bpm=240)).reshape(264, -1))
+    out = fast.generate(800, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (800,) and 0 <= out.min() and out.max() <= 255
+
+
+def read_back(folder, data, i):
+    from train.pianoroll import read_shard
+
+    return read_shard(sorted(folder.glob("train-*.npz"))[i])[0]

@@ -20,7 +20,8 @@ from models.hub import REPO_ROOT, WEIGHTS_DIR, from_pretrained
 from models.runtime import generator
 from models.wavenet import (SILENCE, FastWaveNet, IncrementalState, WaveNet, WaveNetConfig,
                             WaveNetPipeline, generate_incremental, generate_naive, mu_law_decode,
-                            mu_law_encode, receptive_field, teacher_forced_logits)
+                            mu_law_encode, prepare_primer, receptive_field,
+                            teacher_forced_logits)
 from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
 
 SHIPPED = [name for name in ("wavenet-speech", "wavenet-piano")
@@ -131,6 +132,72 @@ def test_fast_path_with_channel_counts_that_are_not_multiples_of_four():
     plain = teacher_forced_logits(model, codes)
     np.testing.assert_allclose(FastWaveNet(model).feed(codes, record=True), plain,
                                atol=2e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ conditioned on a roll
+def tiny_conditioned(seed: int = 0) -> WaveNet:
+    torch.manual_seed(seed)
+    model = WaveNet(WaveNetConfig(residual_channels=8, gate_channels=8, skip_channels=16,
+                                  head_channels=16, cycle=3, stacks=1, cond_features=12,
+                                  cond_channels=8, cond_hop=3, cond_kernel=5))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2.0)
+    return model.eval()
+
+
+def random_roll(frames: int, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((12, frames)) < 0.3).astype(np.float32)
+
+
+def test_a_conditioned_wavenet_sees_its_roll_only_near_each_frame_and_is_causal():
+    model = tiny_conditioned()
+    m, hop, T = model.config.cond_margin, model.config.cond_hop, 60      # 20 frames
+    codes = torch.as_tensor(codes_of(T))[None]
+    roll = random_roll(20 + 2 * m)
+    with torch.inference_mode():
+        base = model(codes, torch.from_numpy(roll)[None])[0]
+        later = codes.clone()
+        later[0, 40:] = 255 - later[0, 40:]
+        assert torch.equal(model(later, torch.from_numpy(roll)[None])[0][:, :40], base[:, :40])
+        k = 12                                          # change roll frame 12 (and after)
+        other = roll.copy()
+        other[:, m + k:] = 1 - other[:, m + k:]
+        changed = model(codes, torch.from_numpy(other)[None])[0]
+    differs = (changed - base).abs().amax(dim=0) > 1e-6               # per position t
+    first = int(torch.nonzero(differs)[0])
+    # position t predicts sample t + 1, of frame (t + 1) // hop; the roll reaches m frames back
+    assert (first + 1) // hop == k - m and differs[first:].all()
+    with pytest.raises(ValueError, match="roll"):
+        model(codes)
+
+
+def test_fast_generation_with_a_roll_computes_the_plain_forward():
+    model = tiny_conditioned(1)
+    c = model.config
+    fast = FastWaveNet(model)
+    roll = random_roll(30, seed=2)                     # the roll starts at the first new sample
+    fast.set_roll(roll)
+    fast.prime(None)
+    primer = prepare_primer(None, c)
+    P = len(primer)
+    assert P % c.cond_hop == 0                         # the plain roll below needs whole frames
+    codes = codes_of(80, seed=3)
+    recorded = fast.feed(np.concatenate([[fast.state[2]], codes]), record=True)
+    seq = np.concatenate([primer, codes])
+    plain_roll = np.pad(np.concatenate([np.zeros((12, P // c.cond_hop), np.float32), roll], 1),
+                        ((0, 0), (c.cond_margin, c.cond_margin)))
+    with torch.inference_mode():
+        plain = model(torch.as_tensor(seq)[None], torch.from_numpy(plain_roll)[None])[0].t().numpy()
+    np.testing.assert_allclose(recorded, plain[P - 1:], atol=2e-5, rtol=1e-5)
+    # and the roll matters: another roll, other logits from its first frame on
+    other = FastWaveNet(model)
+    other.set_roll(1 - roll)
+    other.prime(None)
+    moved = other.feed(np.concatenate([[other.state[2]], codes]), record=True)
+    assert np.abs(moved - recorded).max() > 1e-3
+    with pytest.raises(ValueError, match="not conditioned"):
+        FastWaveNet(tiny()).set_roll(roll)
 
 
 def test_compiled_gate_matches_tanh_and_sigmoid():

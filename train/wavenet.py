@@ -23,6 +23,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -102,10 +103,26 @@ def train(args) -> Path:
                                         head_channels=args.head, cycle=args.cycle,
                                         stacks=args.stacks)
     config = WaveNetConfig(**sizes, sample_rate=data.sample_rate, dataset=AUDIO_SETS[args.data][1])
+    rf = config.receptive_field
+    val_x = validation_windows(data, rf + (2000 if args.tiny else 8000),
+                               4 if args.tiny else args.val_windows).to(device)
+    print(f"receptive field {rf} samples ({1000 * rf / config.sample_rate:.0f} ms); "
+          f"{data.seconds('train'):.0f} s training, {data.seconds('val'):.0f} s held out", flush=True)
+    return fit(args, config, device, RunDir(args.run_dir or f"runs/wavenet-{args.data}"
+                                            f"{'-tiny' if args.tiny else ''}"),
+               lambda rng: (batch_of(data.train, rf + args.window, args.batch_size, rng),),
+               lambda model: evaluate(model, val_x))
+
+
+def fit(args, config: WaveNetConfig, device: torch.device, run: RunDir,
+        next_batch: Callable[[np.random.Generator], tuple], held_out: Callable[[WaveNet], float]
+        ) -> Path:
+    """The training loop every WaveNet trainer shares: resumable, Adam with a warm-up and a
+    halving schedule, Polyak averaging, the better of the weights and their average exported
+    whenever held-out bits improve. ``next_batch(rng)`` gives (codes, *conditioning)."""
     model = WaveNet(config).to(device)
     ema = WeightAverage(model, args.ema, warmup=True)  # Polyak averaging, as in the paper
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    run = RunDir(args.run_dir or f"runs/wavenet-{args.data}{'-tiny' if args.tiny else ''}")
     step, best, seen = 0, math.inf, 0
     if (state := run.resume()) is not None:
         model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"])
@@ -113,23 +130,18 @@ def train(args) -> Path:
         step, best, seen = state["step"], state["best"], state["seen"]
         print(f"resumed {run.path} at step {step} (best held-out {best:.4f} bits/sample)", flush=True)
     rf = config.receptive_field
-    length = rf + args.window
-    val_x = validation_windows(data, rf + (2000 if args.tiny else 8000),
-                               4 if args.tiny else args.val_windows).to(device)
     rng = np.random.default_rng(args.seed + step)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
     budget, last_eval = Budget(args.minutes), time.time()
     running, running_n = 0.0, 0
-    print(f"{sum(p.numel() for p in model.parameters()):,} parameters, receptive field {rf} "
-          f"samples ({1000 * rf / config.sample_rate:.0f} ms); {data.seconds('train'):.0f} s "
-          f"training, {data.seconds('val'):.0f} s held out", flush=True)
+    print(f"{sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
     while step < args.steps:
         model.train()
-        x = batch_of(data.train, length, args.batch_size, rng).to(device, non_blocking=True)
+        x, *cond = (t.to(device, non_blocking=True) for t in next_batch(rng))
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         with autocast:
-            logits = model(x)
+            logits = model(x, *cond)
         loss = bits_per_sample(logits, x, rf - 1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -142,7 +154,7 @@ def train(args) -> Path:
         running_n += 1
         out_of_time = budget.spent()
         if step % args.eval_every == 0 or step == args.steps or out_of_time:
-            val_ema, val_raw = evaluate(ema.module, val_x), evaluate(model, val_x)
+            val_ema, val_raw = held_out(ema.module), held_out(model)
             val = min(val_ema, val_raw)
             record = dict(step=step, train_bits=running / running_n, val_bits=val,
                           val_bits_ema=val_ema, val_bits_raw=val_raw,
@@ -343,13 +355,8 @@ def export_examples(folder: Path, count: int = 3, max_seconds: float = 4.5) -> l
     (folder / "clips.json").write_text(json.dumps(clips, indent=2) + "\n")
     return clips
 
-def main(argv=None) -> None:
-    import sys
-
-    argv = sys.argv[1:] if argv is None else list(argv)
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", choices=sorted(AUDIO_SETS))
-    p.add_argument("--out")
+def add_training_args(p: argparse.ArgumentParser, tiny_steps: int) -> None:
+    """The network's size, the schedule and the run's budget: every WaveNet trainer's flags."""
     p.add_argument("--run-dir")
     p.add_argument("--channels", type=int, default=32, help="residual and gate channels")
     p.add_argument("--skip", type=int, default=64)
@@ -358,7 +365,7 @@ def main(argv=None) -> None:
     p.add_argument("--stacks", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--window", type=int, default=8000, help="scored samples per window")
-    p.add_argument("--steps", type=int, default=None, help="(200000; tiny: 30)")
+    p.add_argument("--steps", type=int, default=None, help=f"(200000; tiny: {tiny_steps})")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-min", type=float, default=1e-4)
     p.add_argument("--half-life", type=float, default=15000, help="lr halves every N steps")
@@ -371,6 +378,16 @@ def main(argv=None) -> None:
     p.add_argument("--minutes", type=float, default=0)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with bf16 units)")
     p.add_argument("--tiny", action="store_true")
+
+
+def main(argv=None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", choices=sorted(AUDIO_SETS))
+    p.add_argument("--out")
+    add_training_args(p, tiny_steps=30)
     p.add_argument("--measure", type=Path, metavar="FOLDER",
                    help="measure an exported model: metrics.json and samples/")
     p.add_argument("--examples", type=Path, metavar="FOLDER",
