@@ -64,6 +64,18 @@ def test_midi_round_trip_and_garbage():
 
 
 # ------------------------------------------------------------------ the render step (training)
+@pytest.mark.parametrize("kind", ["single", "scale", "chord", "run"])
+def test_every_exercise_kind_stays_on_the_keyboard_and_in_time(kind):
+    from train.pianoroll import exercise
+
+    for seed in range(20):
+        notes = exercise(kind, np.random.default_rng(seed), seconds=8.0)
+        assert notes and all(LOWEST <= n.pitch < LOWEST + 88 and 1 <= n.velocity <= 127
+                             and 0 <= n.start < 8.0 and n.end > n.start for n in notes)
+    if kind == "chord":
+        assert any(sum(m.start == n.start for m in notes) >= 3 for n in notes)
+
+
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None or not Path("/usr/share/sounds/sf3").is_dir(),
     reason="fluidsynth and musescore-general-soundfont are not installed (make train-deps)")

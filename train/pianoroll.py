@@ -121,8 +121,9 @@ def exercise(kind: str, rng: np.random.Generator, seconds: float = 8.0) -> list[
                 t += step
         elif kind == "chord":
             root, length = int(rng.integers(LOWEST, LOWEST + KEYS - 12)), float(rng.uniform(0.5, 2.5))
-            for d in rng.choice([[0, 4, 7], [0, 3, 7], [0, 4, 7, 12], [0, 5, 9], [0, 3, 6]]):
-                notes.append(Note(root + int(d), t, t + length, v))
+            shapes = [[0, 4, 7], [0, 3, 7], [0, 4, 7, 12], [0, 5, 9], [0, 3, 6]]
+            for d in shapes[int(rng.integers(len(shapes)))]:
+                notes.append(Note(root + d, t, t + length, v))
             t += length
         elif kind == "run":
             pitch = int(rng.integers(LOWEST + 12, LOWEST + KEYS - 12))
