@@ -161,7 +161,7 @@ class WaveNet(nn.Module):
         """Per-sample biases (B, layers, 2G, samples): position t (which predicts sample t + 1)
         gets the frame of sample t + 1."""
         c = self.config
-        per_frame = self.cond_proj(self.cond_net(roll))                # (B, L * 2G, frames)
+        per_frame = self.condition(roll).flatten(1, 2)                 # (B, L * 2G, frames)
         short = -(-(samples + 1) // c.cond_hop) - per_frame.shape[-1]
         if short > 0:                                  # the last frame holds to the end
             per_frame = F.pad(per_frame, (0, short), mode="replicate")
