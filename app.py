@@ -12,10 +12,11 @@ import os
 
 import gradio as gr
 
-from tabs import charlm, cyclegan, deepdream, faces, ganlab, pixelcnn, style, vae, wavenet
+from tabs import (charlm, cyclegan, deepdream, faces, ganlab, pianowave, pixelcnn, style, vae,
+                  wavenet)
 from tabs.common import GROUPS, TabContext, write_pictures_once
 
-TECHNIQUES = [faces, vae, pixelcnn, ganlab, cyclegan, style, deepdream, charlm, wavenet]
+TECHNIQUES = [faces, vae, pixelcnn, ganlab, cyclegan, style, deepdream, charlm, wavenet, pianowave]
 
 HEADER = """
 # Generative Deep Learning Studio

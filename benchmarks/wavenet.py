@@ -12,7 +12,7 @@ from benchmarks import Row, row, threads
 from models.hub import WEIGHTS_DIR, from_pretrained
 from models.wavenet import FastWaveNet, WaveNet, generate_incremental, generate_naive
 
-FOLDERS = ("wavenet-speech", "wavenet-piano")
+FOLDERS = ("wavenet-speech",)
 
 
 def rate(fn, n: int) -> float:

@@ -6,12 +6,25 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 LOWEST, KEYS = 21, 88            # A0 .. C8
 FPS = 100                        # roll frames per second: 160 samples at 16 kHz
 MAX_NOTES = 2000                 # one typed melody or uploaded file
+RATE = 16000                     # the rendered audio's rate (the WaveNet's)
+GRID = 0.004                     # fluidsynth starts notes on 64-sample blocks: 4 ms at 16 kHz
+ONSET_DELAY = 64                 # samples from a grid onset to the note's start in its render
+SOURCE_GAIN = 4.0                # the source's scale: its 1x1 projection starts at zero and
+                                 # learns as fast as the code embeddings it is added to
+GAIN = 1.5           # fluidsynth's master gain: a velocity-80 piece near RMS 0.08, peaks under 0.5
+SOUNDFONTS = ["/usr/share/sounds/sf3/MuseScore_General.sf3",
+              "/usr/share/sounds/sf3/MuseScore_General_Full.sf3"]
 NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 TOKEN = re.compile(r"^([A-Ga-g])([#b]?)(-?\d)$")
 
@@ -95,8 +108,43 @@ def to_roll(notes: list[Note], frames: int | None = None, first: int = 0) -> np.
     return roll
 
 
-def to_midi(notes: list[Note], ticks_per_beat: int = 480, bpm: float = 120.0) -> bytes:
-    """A one-track standard MIDI file (acoustic grand piano) of the notes, exact to the tick."""
+def snap(notes: list[Note]) -> list[Note]:
+    """Notes on the GRID (4 ms): where fluidsynth can start a note (it starts notes on its
+    64-sample blocks), so that a render is the notes' exact performance, phase included."""
+    out = []
+    for n in notes:
+        start = int(np.floor(n.start / GRID + 0.5)) * GRID            # half up
+        end = int(np.floor(n.end / GRID + 0.5)) * GRID
+        out.append(Note(n.pitch, start, max(start + GRID, end), n.velocity))
+    return out
+
+
+def source(notes: list[Note], first: int, n: int, rate: int = RATE, harmonics: int = 4
+           ) -> np.ndarray:
+    """(2 * harmonics, n) float32 for samples first .. first + n - 1: the sum over sounding notes
+    of SOURCE_GAIN * velocity / 127 * sin(h * phase), then of the cosines, h = 1 .. harmonics (none at or above
+    Nyquist), the phase starting where fluidsynth starts the note (ONSET_DELAY after its grid
+    onset): a fixed excitation at the notes' pitches (the "sine source" of neural source-filter
+    vocoders, Wang et al. 2019) that the WaveNet shapes into a piano."""
+    out = np.zeros((2 * harmonics, n), np.float64)
+    for note in notes:
+        level = SOURCE_GAIN * note.velocity / 127.0
+        begin = int(round(note.start * rate)) + ONSET_DELAY
+        a, b = max(begin, first), min(int(round(note.end * rate)) + ONSET_DELAY, first + n)
+        if b <= a:
+            continue
+        f = 440.0 * 2 ** ((note.pitch - 69) / 12)
+        phase = 2 * np.pi * f * (np.arange(a, b) - begin) / rate
+        for h in range(1, harmonics + 1):
+            if h * f < rate / 2:
+                out[h - 1, a - first:b - first] += level * np.sin(h * phase)
+                out[harmonics + h - 1, a - first:b - first] += level * np.cos(h * phase)
+    return out.astype(np.float32)
+
+
+def to_midi(notes: list[Note], ticks_per_beat: int = 125, bpm: float = 120.0) -> bytes:
+    """A one-track standard MIDI file (acoustic grand piano) of the notes, exact to the tick
+    (by default a tick is the 4 ms GRID)."""
     import mido
 
     tempo = mido.bpm2tempo(bpm)
@@ -146,3 +194,50 @@ def from_midi(data: bytes, max_seconds: float = 120.0) -> list[Note]:
     notes += [Note(p, s, end, v) for (_, p), (s, v) in held.items()
               if LOWEST <= p < LOWEST + KEYS and end > s]
     return sorted(notes, key=lambda n: (n.start, n.pitch))
+
+
+# ------------------------------------------ fluidsynth (training; the app when installed)
+def can_render() -> bool:
+    """Whether fluidsynth and the soundfont are installed here."""
+    return shutil.which("fluidsynth") is not None and any(Path(p).is_file() for p in SOUNDFONTS)
+
+
+def soundfont() -> str:
+    for path in SOUNDFONTS:
+        if Path(path).is_file():
+            return path
+    raise FileNotFoundError("no soundfont: install Debian's musescore-general-soundfont "
+                            "(Debian: fluidsynth, musescore-general-soundfont)")
+
+
+def render(notes: list[Note], tail: float = 1.0, gain: float = GAIN) -> np.ndarray:
+    """fluidsynth's performance of the notes: float32 mono at RATE, as long as the notes plus
+    ``tail`` seconds of release, sample 0 at time 0 (the roll's frame 0)."""
+    return render_many([notes], tail, gain)[0]
+
+
+def render_many(pieces: list[list[Note]], tail: float = 1.0, gain: float = GAIN,
+                gap: float = 3.0) -> list[np.ndarray]:
+    """Several renders from one fluidsynth run (loading the soundfont takes seconds): the
+    pieces one after another, ``gap`` seconds of silence apart, then cut out again."""
+    exe = shutil.which("fluidsynth")
+    if exe is None:
+        raise FileNotFoundError("fluidsynth is not installed (Debian: fluidsynth, musescore-general-soundfont)")
+    spans, joined, at = [], [], 0.0
+    for notes in pieces:
+        length = max((n.end for n in notes), default=0.0) + tail
+        joined += [Note(n.pitch, n.start + at, n.end + at, n.velocity) for n in notes]
+        spans.append((at, length))
+        at = float(np.ceil((at + length + gap) * 10) / 10)   # whole MIDI ticks and synth blocks
+    with tempfile.TemporaryDirectory(prefix="gdl-render-") as tmp:
+        mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        mid.write_bytes(to_midi(joined))
+        subprocess.run([exe, "-ni", "-q", "-g", str(gain), "-r", str(RATE), "-F", str(wav),
+                        "-T", "wav", "-O", "s16", "-R", "0", "-C", "0", soundfont(), str(mid)],
+                       check=True, capture_output=True, timeout=3600)
+        audio, rate = sf.read(wav, dtype="float32", always_2d=True)
+    assert rate == RATE, rate
+    audio = audio.mean(axis=1)
+    audio = np.pad(audio, (0, max(0, int(round(at * RATE)) - len(audio))))
+    return [audio[int(round(a * RATE)): int(round(a * RATE)) + int(round(n * RATE))]
+            for a, n in spans]

@@ -87,6 +87,9 @@ class WaveNetConfig:
     cond_channels: int = 64
     cond_hop: int = 160             # samples per frame
     cond_kernel: int = 5            # frames the first conditioning convolution sees
+    # a fixed per-sample excitation read with the codes (0 = none): e.g. sines at the notes'
+    # pitches (models/pianoroll.source), added to the input convolution's output
+    source_channels: int = 0
 
     @property
     def cond_margin(self) -> int:
@@ -149,6 +152,8 @@ class WaveNet(nn.Module):
                 nn.Conv1d(c.cond_features, c.cond_channels, c.cond_kernel, dilation=1), nn.ReLU(),
                 nn.Conv1d(c.cond_channels, c.cond_channels, 3), nn.ReLU())
             self.cond_proj = nn.Conv1d(c.cond_channels, c.layers * 2 * c.gate_channels, 1)
+        if c.source_channels:
+            self.source_proj = nn.Conv1d(c.source_channels, c.residual_channels, 1, bias=False)
 
     def condition(self, roll: torch.Tensor) -> torch.Tensor:
         """Roll (B, features, frames + 2 * cond_margin) -> per-frame gate biases
@@ -176,11 +181,17 @@ class WaveNet(nn.Module):
         before = F.pad(before, (0, 0, 1, 0))
         return (now + before + self.input_conv.bias).transpose(1, 2)  # (B, R, T)
 
-    def forward(self, codes: torch.Tensor, roll: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, codes: torch.Tensor, roll: torch.Tensor | None = None,
+                source: torch.Tensor | None = None) -> torch.Tensor:
         """Codes (B, T) -> logits (B, 256, T); logits[..., t] predicts codes[:, t + 1]. A
         conditioned model takes the roll of the T samples' frames (T / cond_hop of them, the
-        first at sample 0) with cond_margin frames either side."""
+        first at sample 0) with cond_margin frames either side, and (with source_channels) the
+        source (B, source_channels, T) of the T samples: position t reads that of sample t + 1."""
         h = self.embed(codes)
+        if self.config.source_channels:
+            if source is None:
+                raise ValueError("this WaveNet reads a source: give it one")
+            h = h + self.source_proj(F.pad(source[..., 1:], (0, 1)))
         biases = None
         if self.config.cond_features:
             if roll is None:
@@ -332,23 +343,43 @@ class FastWaveNet:
         self.scratch = (np.zeros(2 * R, np.float32), np.zeros(2 * G, np.float32),
                         np.zeros(G, np.float32), np.zeros(S, np.float32),
                         np.zeros(c.head_channels, np.float32), np.zeros(c.quantization, np.float32))
-        # t, previous code, next code to feed, the roll's first sample, samples per frame
-        self.state = np.array([0, -1, -1, 0, max(1, c.cond_hop)], np.int64)
+        # t, previous code, next code to feed, the roll's first sample, samples per frame,
+        # the source's first sample
+        self.state = np.array([0, -1, -1, 0, max(1, c.cond_hop), 0], np.int64)
         self.model = model
         self.cb = np.zeros((1, L, 2 * G), np.float32)        # no roll: zero gate biases
         self.roll: np.ndarray | None = None
+        H = max(1, c.source_channels)
+        self.wsrc = (f32(model.source_proj.weight[:, :, 0]) if c.source_channels
+                     else np.zeros((R, H), np.float32))
+        self.src = np.zeros((1, H), np.float32)             # no source: zeros
 
     @property
     def weights(self) -> tuple:
         return (self.emb0, self.emb1, self.wd, self.bd, self.wr, self.br, self.ws, self.bs,
-                self.wh1, self.bh1, self.wh2, self.bh2, self.dil, self.hist, *self.scratch, self.cb)
+                self.wh1, self.bh1, self.wh2, self.bh2, self.dil, self.hist, *self.scratch, self.cb,
+                self.wsrc, self.src)
 
-    def set_roll(self, roll: np.ndarray) -> None:
+    def set_source(self, source: np.ndarray) -> None:
+        """A source-reading model's source (source_channels, samples), sample 0 at the first
+        generated sample (or, teacher forcing from a reset, at the first code fed)."""
+        c = self.config
+        source = np.asarray(source, np.float32)
+        if not c.source_channels or source.ndim != 2 or source.shape[0] != c.source_channels:
+            raise ValueError(f"a source is ({c.source_channels}, samples), not {source.shape}")
+        self.src = np.ascontiguousarray(source.T) if source.shape[1] else np.zeros_like(self.src)
+
+    def set_roll(self, roll: np.ndarray, source: np.ndarray | None = None) -> None:
         """A conditioned model's roll (features, frames), frame 0 at the first generated sample:
-        its gate biases are computed here once, so each sample only adds a row."""
+        its gate biases are computed here once, so each sample only adds a row. A model that
+        reads a source takes it here too."""
         c = self.config
         if not c.cond_features:
             raise ValueError("this WaveNet is not conditioned")
+        if c.source_channels:
+            if source is None:
+                raise ValueError("this WaveNet reads a source with its roll")
+            self.set_source(source)
         roll = np.asarray(roll, np.float32)
         if roll.ndim != 2 or roll.shape[0] != c.cond_features:
             raise ValueError(f"a roll is ({c.cond_features}, frames), not {roll.shape}")
@@ -368,6 +399,7 @@ class FastWaveNet:
     def reset(self) -> None:
         self.hist[:] = 0
         self.state[:3] = (0, -1, -1)
+        self.state[5] = 0
 
     def feed(self, codes: np.ndarray, record: bool = False) -> np.ndarray:
         """Teacher-force codes through the buffers; with ``record``, the logits after each one."""
@@ -384,6 +416,7 @@ class FastWaveNet:
         # the roll starts with the first generated sample; cb's row 0 is m + 1 frames earlier
         lead = (self.config.cond_margin + 1) * self.state[4]
         self.state[3] = len(codes) - lead if self.roll is not None else 0
+        self.state[5] = len(codes)            # the first generated sample
         self.feed(codes[:-1])
         self.state[2] = codes[-1]
 
@@ -509,11 +542,11 @@ class WaveNetPipeline:
             return min(self._rounds, key=lambda r: r.active)
 
     def stream_shared(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,
-                      generator: torch.Generator | None = None, chunk: int = 16000
+                      generator: torch.Generator | None = None, chunk: int = 16000,
+                      roll: np.ndarray | None = None, source: np.ndarray | None = None
                       ) -> Iterator[np.ndarray]:
         """As :meth:`stream`, taking turns with every other open shared stream."""
-        fast = FastWaveNet(self.model)
-        fast.prime(None if primer is None else mu_law_encode(primer))
+        fast = self.primed(primer, roll, source)
         for codes in self.rounds().stream(fast, n, temperature, uniforms(n, generator), chunk):
             yield mu_law_decode(codes)
 
@@ -532,21 +565,33 @@ class WaveNetPipeline:
         """Audio as the model hears it: through 8-bit mu-law."""
         return mu_law_decode(mu_law_encode(audio))
 
+    def primed(self, primer: np.ndarray | None, roll: np.ndarray | None,
+               source: np.ndarray | None = None) -> FastWaveNet:
+        """A fast state with the roll (conditioned models: (features, frames), frame 0 at the
+        first new sample), the source where the model reads one, and the primer fed."""
+        fast = FastWaveNet(self.model)
+        if roll is not None:
+            fast.set_roll(roll, source)
+        fast.prime(None if primer is None else mu_law_encode(primer))
+        return fast
+
     def stream(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,
-               generator: torch.Generator | None = None, chunk: int = 16000
+               generator: torch.Generator | None = None, chunk: int = 16000,
+               roll: np.ndarray | None = None, source: np.ndarray | None = None
                ) -> Iterator[np.ndarray]:
         """``n`` new samples after the primer (or silence), ``chunk`` at a time; the chunking
-        does not change the audio."""
-        fast = FastWaveNet(self.model)
-        fast.prime(None if primer is None else mu_law_encode(primer))
+        does not change the audio. A conditioned model reads ``roll`` (and ``source``)."""
+        fast = self.primed(primer, roll, source)
         for codes in fast.stream(n, temperature, generator=generator, chunk=chunk):
             yield mu_law_decode(codes)
 
     def __call__(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,
                  generator: torch.Generator | None = None,
-                 callback: Callable[[int], None] | None = None) -> np.ndarray:
+                 callback: Callable[[int], None] | None = None,
+                 roll: np.ndarray | None = None, source: np.ndarray | None = None) -> np.ndarray:
         parts = []
-        for part in self.stream(n, temperature, primer=primer, generator=generator):
+        for part in self.stream(n, temperature, primer=primer, generator=generator, roll=roll,
+                                source=source):
             parts.append(part)
             if callback is not None:
                 callback(sum(map(len, parts)))

@@ -77,10 +77,11 @@ def _add_matvec(w, x, out):
 
 @_jit
 def _step(code, prev, t, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2, dil, hist,
-          x2, z, g, skip, hid, logits, cb, t0, hop):
+          x2, z, g, skip, hid, logits, cb, t0, hop, wsrc, src, s0):
     """Feed code x[t] (prev = x[t-1], -1 before the start); write the logits for x[t+1].
     cb[k] is every layer's gate bias for the k-th frame from sample t0 on (row 0 also for any
-    sample before; the last for any after); an unconditioned model has one row of zeros."""
+    sample before; the last for any after); an unconditioned model has one row of zeros.
+    src[k] is the source of sample s0 + k (zero outside), added through wsrc at x[t+1]."""
     L, twoG, twoR = wd.shape
     R = twoR // 2
     G = twoG // 2
@@ -97,6 +98,9 @@ def _step(code, prev, t, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
     if prev >= 0:
         for i in range(R):
             residual[i] += emb0[prev, i]
+    srow = t + 1 - s0
+    if 0 <= srow < src.shape[0]:
+        _add_matvec(wsrc, src[srow], residual)
     for i in range(S):
         skip[i] = bs[i]
     for layer in range(L):
@@ -155,12 +159,14 @@ def _draw(logits, temperature, u, weights):
 
 @_jit
 def _feed(codes, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2, dil, hist,
-          x2, z, g, skip, hid, logits, cb, record):
+          x2, z, g, skip, hid, logits, cb, wsrc, src, record):
     """Teacher forcing: feed codes; record[i] = logits after codes[i] (if record has rows).
-    state: t, previous code, code to feed next, the roll's first sample, samples per frame."""
+    state: t, previous code, code to feed next, the roll's first sample, samples per frame,
+    the source's first sample."""
     for i in range(codes.shape[0]):
         _step(codes[i], state[1], state[0], emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2,
-              bh2, dil, hist, x2, z, g, skip, hid, logits, cb, state[3], state[4])
+              bh2, dil, hist, x2, z, g, skip, hid, logits, cb, state[3], state[4], wsrc, src,
+              state[5])
         state[1] = codes[i]
         state[0] += 1
         if record.shape[0] > 0:
@@ -169,13 +175,14 @@ def _feed(codes, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2, 
 
 @_jit
 def _generate(n, u, temperature, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
-              dil, hist, x2, z, g, skip, hid, logits, cb, out):
+              dil, hist, x2, z, g, skip, hid, logits, cb, wsrc, src, out):
     """Sample n codes; state as for _feed."""
     weights = np.empty(logits.shape[0], np.float64)
     for i in range(n):
         code = state[2]
         _step(code, state[1], state[0], emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
-              dil, hist, x2, z, g, skip, hid, logits, cb, state[3], state[4])
+              dil, hist, x2, z, g, skip, hid, logits, cb, state[3], state[4], wsrc, src,
+              state[5])
         state[1] = code
         state[0] += 1
         nxt = _draw(logits, temperature, u[i], weights)

@@ -359,6 +359,19 @@ def time_left(elapsed: float, fraction: float, done: bool) -> str:
     return f", about {elapsed * (1 - fraction) / fraction:.0f} s left"
 
 
+def timed(chunks: Iterator[T]) -> Iterator[tuple[T, float]]:
+    """Each item of ``chunks`` with the seconds spent making the items so far: the producer's
+    time, not the consumer's between items (streaming, drawing)."""
+    busy = 0.0
+    while True:
+        start = time.perf_counter()
+        item = next(chunks, None)
+        busy += time.perf_counter() - start
+        if item is None:
+            return
+        yield item, busy
+
+
 def visitor_of(request: gr.Request | None) -> str | None:
     """Who sent a request (one browser tab or one ``gradio_client``), for per-visitor limits."""
     return getattr(request, "session_hash", None) if request is not None else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -17,14 +16,13 @@ from models.runtime import generator
 from models.wavenet import WaveNetPipeline
 
 from .common import (Deadline, Lane, Lazy, TabContext, Technique, number, seed_value, sentence,
-                     visitor_of)
+                     timed, visitor_of)
 
 TECHNIQUE = Technique("wavenet", "WaveNet audio", "sound",
-                      "Raw audio written one sample at a time: babbling speech, piano-like tones.",
+                      "Raw audio written one sample at a time, from nothing: babbling speech.",
                       tab="WaveNet")
 CHECKPOINTS = {  # label -> checkpoint folder under weights/ (or a hub id)
     "Speech (LJSpeech, one speaker)": "wavenet-speech",
-    "Piano pieces": "wavenet-piano",
 }
 MODEL_NAMES = [label for label, folder in CHECKPOINTS.items()
                if (WEIGHTS_DIR / folder / "config.json").is_file()]
@@ -65,9 +63,7 @@ CLIPS = example_clips()
 EXAMPLES = [row for row in (
     ["Speech (LJSpeech, one speaker)", 1.0, 0, None],
     ["Speech (LJSpeech, one speaker)", 1.1, 1, None],
-    ["Speech (LJSpeech, one speaker)", 1.0, 2, next(iter(CLIPS), None)],
-    ["Piano pieces", 1.0, 1, None],
-    ["Piano pieces", 1.1, 0, None]) if row[0] in MODEL_NAMES]
+    ["Speech (LJSpeech, one speaker)", 1.0, 2, next(iter(CLIPS), None)]) if row[0] in MODEL_NAMES]
 
 EXPLAIN = """
 **How it works.** WaveNet writes audio one sample at a time: 16,000 numbers per second, each
@@ -183,12 +179,7 @@ def generating(model_name, seconds, temperature, seed, upload, clip, primer_seco
     # taking turns with every other visitor's open stream (models/wavenet.py, WaveRounds)
     chunks = wavenet.stream_shared(n, temperature, primer=primer, generator=generator(seed),
                                    chunk=int(CHUNK_SECONDS * rate))
-    while True:
-        start = time.perf_counter()
-        audio = next(chunks, None)
-        busy += time.perf_counter() - start
-        if audio is None:
-            break
+    for audio, busy in timed(chunks):
         parts.append(audio)
         done += len(audio)
         speed = done / max(busy, 1e-9)
@@ -243,8 +234,10 @@ def model_changed(model_name):
 
 
 def build(ctx: TabContext) -> None:
-    gr.Markdown("### WaveNet audio\nRaw audio written sample by sample by WaveNets the studio "
-                "trained on real speech and piano. Pick a model, press **Generate**, and "
+    gr.Markdown("### WaveNet audio\nRaw audio written sample by sample by an *unconditioned* "
+                "WaveNet the studio trained on real speech: nothing tells it what to say, so it "
+                "babbles in the speaker's voice (the **Piano WaveNet** tab shows a WaveNet told "
+                "which notes to play). Press **Generate**, and "
                 "listen while it is written (faster than it plays).")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):

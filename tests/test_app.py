@@ -11,6 +11,7 @@ import pytest
 
 from tabs.cyclegan import AVAILABLE as CYCLEGAN
 from tabs.faces import AVAILABLE as FACES
+from tabs.pianowave import AVAILABLE as PIANO
 from tests.conftest import ROOT
 
 EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/deepdream_zoom", "/latent_grid",
@@ -23,6 +24,7 @@ EXPECTED = {"/deepdream", "/deepdream_preset", "/deepdream_stop", "/deepdream_zo
             "/ganlab_digits_pause", "/ganlab_digits_new", "/ganlab_digits_train",
             "/ganlab_digits_samples", "/ganlab_digits_walk"}
 CYCLEGAN_ENDPOINTS = {"/cyclegan_pair", "/cyclegan_translate", "/cyclegan_latent_edit"}
+PIANO_ENDPOINTS = {"/piano_play", "/piano_stop", "/piano_note"}
 FACE_ENDPOINTS = {"/faces_gallery", "/faces_pick", "/faces_arithmetic", "/faces_edit",
                   "/faces_interpolate"}
 
@@ -33,6 +35,7 @@ def test_every_named_endpoint_is_listed(client):
     # the face tab's endpoints exist once its checkpoints do
     assert (FACE_ENDPOINTS <= listed) if FACES else not (FACE_ENDPOINTS & listed)
     assert (CYCLEGAN_ENDPOINTS <= listed) if CYCLEGAN else not (CYCLEGAN_ENDPOINTS & listed)
+    assert (PIANO_ENDPOINTS <= listed) if PIANO else not (PIANO_ENDPOINTS & listed)
 
 
 def test_models_are_not_loaded_at_import():
@@ -65,7 +68,7 @@ def test_the_registry_builds_one_landing_entry_and_one_tab_per_technique():
 
 
 TECHNIQUE_IDS = ["faces", "vae", "pixelcnn", "ganlab", "cyclegan", "style", "deepdream", "charlm",
-                 "wavenet"]
+                 "wavenet", "pianowave"]
 
 
 @pytest.mark.parametrize("technique", TECHNIQUE_IDS)

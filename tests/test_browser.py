@@ -11,6 +11,7 @@ import pytest
 from tabs import cyclegan as tab_cyclegan
 from tabs.cyclegan import AVAILABLE as CYCLEGAN
 from tabs.faces import AVAILABLE as FACES
+from tabs.pianowave import AVAILABLE as PIANO
 from tabs.pixelcnn import AVAILABLE as PIXELCNN
 from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
 from tests.conftest import ARTIFACTS
@@ -250,6 +251,7 @@ def test_every_tab_and_the_deepdream_example(browser, app_url):
         assert page.locator("#wavenet-wav").get_by_text(".wav").count() >= 1
         page.screenshot(path=str(ARTIFACTS / "wavenet-result.png"), full_page=True)
         assert not error_toasts(page)
+
     assert problems == []
 
 
@@ -262,6 +264,34 @@ def touch_drag(page, locator, points) -> None:
     for point in xy[1:]:
         cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+@pytest.mark.skipif(not PIANO, reason="no piano WaveNet shipped")
+def test_the_piano_tab_plays_an_example_beside_fluidsynth_and_checks_a_note(browser, app_url):
+    """An example tune: its roll, the WaveNet's performance streamed, fluidsynth's render made
+    ahead of time beside it; then one key alone and the pitch the studio heard."""
+    page, problems = open_page(browser, app_url)
+    open_technique(page, "pianowave")
+    panel = page.locator("#pianowave-panel")
+    panel.locator("#piano-example input").click()
+    page.get_by_role("option", name="Ode to joy").click()
+    page.locator("#piano-mode").get_by_label("Example").wait_for(timeout=10_000)
+    assert page.locator("#piano-mode").get_by_label("Example").is_checked()
+    page.locator("#piano-run").click()
+    page.locator("#piano-roll img").wait_for(timeout=60_000)
+    status = page.locator("#piano-status")
+    status.get_by_text("Done").wait_for(timeout=120_000)
+    assert "ahead of time" in status.inner_text()
+    page.locator("#piano-plot img").wait_for(timeout=30_000)
+    assert page.locator("#piano-wav").get_by_text(".wav").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "piano-result.png"), full_page=True)
+    panel.get_by_role("tab", name="Single notes").click()
+    page.locator("#piano-check").click()
+    page.locator("#piano-verdict").get_by_text("Asked for").wait_for(timeout=60_000)
+    page.locator("#piano-key-plot img").wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "piano-note.png"), full_page=True)
+    assert not error_toasts(page)
+    assert problems == []
 
 
 def test_phone_layout_has_no_errors(browser, app_url):

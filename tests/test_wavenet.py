@@ -24,7 +24,7 @@ from models.wavenet import (SILENCE, FastWaveNet, IncrementalState, WaveNet, Wav
                             teacher_forced_logits)
 from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
 
-SHIPPED = [name for name in ("wavenet-speech", "wavenet-piano")
+SHIPPED = [name for name in ("wavenet-speech",)
            if (WEIGHTS_DIR / name / "README.md").is_file()]
 
 
@@ -135,11 +135,12 @@ def test_fast_path_with_channel_counts_that_are_not_multiples_of_four():
 
 
 # ------------------------------------------------------------------ conditioned on a roll
-def tiny_conditioned(seed: int = 0) -> WaveNet:
+def tiny_conditioned(seed: int = 0, source: int = 0) -> WaveNet:
     torch.manual_seed(seed)
     model = WaveNet(WaveNetConfig(residual_channels=8, gate_channels=8, skip_channels=16,
                                   head_channels=16, cycle=3, stacks=1, cond_features=12,
-                                  cond_channels=8, cond_hop=3, cond_kernel=5))
+                                  cond_channels=8, cond_hop=3, cond_kernel=5,
+                                  source_channels=source))
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(2.0)
@@ -198,6 +199,49 @@ def test_fast_generation_with_a_roll_computes_the_plain_forward():
     assert np.abs(moved - recorded).max() > 1e-3
     with pytest.raises(ValueError, match="not conditioned"):
         FastWaveNet(tiny()).set_roll(roll)
+
+
+def test_a_source_reaches_the_prediction_of_its_own_sample_and_later_only():
+    model = tiny_conditioned(2, source=2)
+    m, T = model.config.cond_margin, 60
+    codes = torch.as_tensor(codes_of(T))[None]
+    roll = torch.from_numpy(random_roll(20 + 2 * m))[None]
+    src = torch.randn(1, 2, T, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        base = model(codes, roll, src)[0]
+        other = src.clone()
+        other[..., 37:] += 1.0                             # the source from sample 37 on
+        differs = (model(codes, roll, other)[0] - base).abs().amax(dim=0) > 1e-6
+    # position t predicts sample t + 1 and reads that sample's source: 36 is the first to move
+    assert not differs[:36].any() and differs[36:].all()
+    with pytest.raises(ValueError, match="source"):
+        model(codes, roll)
+
+
+def test_fast_generation_with_a_roll_and_a_source_computes_the_plain_forward():
+    model = tiny_conditioned(3, source=2)
+    c = model.config
+    roll = random_roll(30, seed=4)
+    src = np.random.default_rng(5).standard_normal((2, 81)).astype(np.float32)
+    fast = FastWaveNet(model)
+    fast.set_roll(roll, src)                           # both start at the first new sample
+    fast.prime(None)
+    primer = prepare_primer(None, c)
+    P = len(primer)
+    codes = codes_of(80, seed=6)
+    recorded = fast.feed(np.concatenate([[fast.state[2]], codes]), record=True)
+    seq = np.concatenate([primer, codes, [0]])         # one more: position P + 79 reads src[80]
+    plain_roll = np.pad(np.concatenate([np.zeros((12, P // c.cond_hop), np.float32), roll], 1),
+                        ((0, 0), (c.cond_margin, c.cond_margin)))
+    plain_src = np.concatenate([np.zeros((2, P), np.float32), src], 1)
+    with torch.inference_mode():
+        plain = model(torch.as_tensor(seq)[None], torch.from_numpy(plain_roll)[None],
+                      torch.from_numpy(plain_src)[None])[0].t().numpy()
+    np.testing.assert_allclose(recorded, plain[P - 1:P + 80], atol=2e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="source"):
+        FastWaveNet(model).set_roll(roll)
+    with pytest.raises(ValueError, match="source"):
+        FastWaveNet(model).set_roll(roll, src[:1])
 
 
 def test_compiled_gate_matches_tanh_and_sigmoid():
@@ -667,3 +711,16 @@ def test_every_example_is_audible(monkeypatch):
         frames = new.reshape(-1, rate // 10)
         audible = (np.sqrt((frames ** 2).mean(1)) > 0.01).mean()
         assert np.sqrt((new ** 2).mean()) > 0.01 and audible > 0.3, (model_name, temperature, seed)
+
+
+def test_input_noise_moves_the_inputs_within_their_range_and_zero_is_no_noise():
+    from train.wavenet import noisy
+
+    codes = torch.tensor([[0, 1, 128, 254, 255] * 400])
+    rng = np.random.default_rng(0)
+    assert noisy(codes, 0.0, rng) is codes
+    moved = noisy(codes, 2.0, rng)
+    assert moved.dtype == codes.dtype and moved.min() >= 0 and moved.max() <= 255
+    step = (moved - codes)[:, 2::5].float()                   # the unclamped middle ones
+    assert 1.6 < float(step.std()) < 2.4 and abs(float(step.mean())) < 0.3
+    assert torch.equal(codes, torch.tensor([[0, 1, 128, 254, 255] * 400]))   # left alone

@@ -11,21 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from models.pianoroll import FPS, KEYS, LOWEST, Note, to_midi
+from models.pianoroll import (FPS, GAIN, KEYS, LOWEST, RATE, SOUNDFONTS, Note,  # noqa: F401
+                              render, render_many, snap, soundfont, to_midi)
 
-RATE = 16000
-GAIN = 1.5           # fluidsynth's master gain: a velocity-80 piece near RMS 0.08, peaks under 0.5
-SOUNDFONTS = ["/usr/share/sounds/sf3/MuseScore_General.sf3",
-              "/usr/share/sounds/sf3/MuseScore_General_Full.sf3"]
 # whole pieces never trained on: the studio's own piano examples, and every tenth chorale
 HELD_OUT_PIECES = ["joplin/maple_leaf_rag", "chopin/mazurka06-2"]
 PIECES = ["bach/bwv846", "schumann_clara/polonaise_op1n1", "schumann_clara/polonaise_op1n2",
@@ -44,47 +38,6 @@ def chorales() -> list[str]:
 
 def held_out(piece: str, index: int | None = None) -> bool:
     return piece in HELD_OUT_PIECES or (index is not None and index % 10 == 9)
-
-def soundfont() -> str:
-    for path in SOUNDFONTS:
-        if Path(path).is_file():
-            return path
-    raise FileNotFoundError("no soundfont: install Debian's musescore-general-soundfont "
-                            "(make train-deps)")
-
-
-def render(notes: list[Note], tail: float = 1.0, gain: float = GAIN) -> np.ndarray:
-    """fluidsynth's performance of the notes: float32 mono at RATE, as long as the notes plus
-    ``tail`` seconds of release, sample 0 at time 0 (the roll's frame 0)."""
-    return render_many([notes], tail, gain)[0]
-
-
-def render_many(pieces: list[list[Note]], tail: float = 1.0, gain: float = GAIN,
-                gap: float = 3.0) -> list[np.ndarray]:
-    """Several renders from one fluidsynth run (loading the soundfont takes seconds): the
-    pieces one after another, ``gap`` seconds of silence apart, then cut out again."""
-    exe = shutil.which("fluidsynth")
-    if exe is None:
-        raise FileNotFoundError("fluidsynth is not installed (make train-deps)")
-    spans, joined, at = [], [], 0.0
-    for notes in pieces:
-        length = max((n.end for n in notes), default=0.0) + tail
-        joined += [Note(n.pitch, n.start + at, n.end + at, n.velocity) for n in notes]
-        spans.append((at, length))
-        at = float(np.ceil((at + length + gap) * 10) / 10)   # whole MIDI ticks and synth blocks
-    with tempfile.TemporaryDirectory(prefix="gdl-render-") as tmp:
-        mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
-        mid.write_bytes(to_midi(joined))
-        subprocess.run([exe, "-ni", "-q", "-g", str(gain), "-r", str(RATE), "-F", str(wav),
-                        "-T", "wav", "-O", "s16", "-R", "0", "-C", "0", soundfont(), str(mid)],
-                       check=True, capture_output=True, timeout=3600)
-        audio, rate = sf.read(wav, dtype="float32", always_2d=True)
-    assert rate == RATE, rate
-    audio = audio.mean(axis=1)
-    audio = np.pad(audio, (0, max(0, int(round(at * RATE)) - len(audio))))
-    return [audio[int(round(a * RATE)): int(round(a * RATE)) + int(round(n * RATE))]
-            for a, n in spans]
-
 
 def score_notes(path: str, transpose: int = 0, tempo: float = 1.0, velocity: int = 80) -> list[Note]:
     """A music21 corpus score as notes in seconds (its own tempo marks, scaled by ``tempo``)."""
@@ -191,7 +144,7 @@ def build(out: Path, tiny: bool = False, minutes: float = 0.0, seed: int = 0,
             else:
                 notes = exercise(args["kind"], np.random.default_rng(args["seed"]), 4.0 if tiny else 8.0)
                 source = f"exercise: {args['kind']} (seed {args['seed']})"
-            material.append((name, notes, source))
+            material.append((name, snap(notes), source))
         for (name, notes, source), audio in zip(material, render_many([m[1] for m in material])):
             write_shard(out / f"{name}.npz", notes, audio, source)
             made += 1

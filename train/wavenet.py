@@ -114,6 +114,34 @@ def train(args) -> Path:
                lambda model: evaluate(model, val_x))
 
 
+def noisy(codes: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch.Tensor:
+    """The input codes with Gaussian noise of ``sigma`` mu-law levels (rounded, clamped), as
+    LPCNet trains: a model that reads a slightly wrong past leans on its conditioning and
+    survives its own errors when it runs free. The targets stay clean."""
+    if not sigma:
+        return codes
+    noise = torch.from_numpy(np.rint(rng.normal(0.0, sigma, tuple(codes.shape)))).to(codes)
+    return (codes + noise).clamp_(0, 255)
+
+
+def warm_start(model: WaveNet, ema: WeightAverage, path: str | Path) -> tuple[int, int]:
+    """Start from another run's weights (its last.pt, read without pickles): parameters it
+    lacks (or has in another shape) start at zero, so the model begins as that run's function
+    on the inputs both read; a fresh optimiser.
+    Returns that run's step and samples seen."""
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    for target, weights in ((model, state["model"]), (ema.module, state["ema"])):
+        own = target.state_dict()        # a weight whose shape changed starts at zero too
+        weights = {k: v for k, v in weights.items() if k not in own or own[k].shape == v.shape}
+        missing, unexpected = target.load_state_dict(weights, strict=False)
+        if unexpected:
+            raise ValueError(f"{path} has weights this model lacks: {unexpected}")
+        with torch.no_grad():
+            for name in missing:
+                target.get_parameter(name).zero_()
+    return int(state["step"]), int(state["seen"])
+
+
 def fit(args, config: WaveNetConfig, device: torch.device, run: RunDir,
         next_batch: Callable[[np.random.Generator], tuple], held_out: Callable[[WaveNet], float]
         ) -> Path:
@@ -129,6 +157,9 @@ def fit(args, config: WaveNetConfig, device: torch.device, run: RunDir,
         opt.load_state_dict(state["opt"])
         step, best, seen = state["step"], state["best"], state["seen"]
         print(f"resumed {run.path} at step {step} (best held-out {best:.4f} bits/sample)", flush=True)
+    elif getattr(args, "warm_start", None):
+        step, seen = warm_start(model, ema, args.warm_start)
+        print(f"warm start from {args.warm_start} at step {step} (new weights zero)", flush=True)
     rf = config.receptive_field
     rng = np.random.default_rng(args.seed + step)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
@@ -141,8 +172,8 @@ def fit(args, config: WaveNetConfig, device: torch.device, run: RunDir,
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args)
         with autocast:
-            logits = model(x, *cond)
-        loss = bits_per_sample(logits, x, rf - 1)
+            logits = model(noisy(x, getattr(args, "input_noise", 0.0), rng), *cond)
+        loss = bits_per_sample(logits, x, rf - 1)          # the clean next sample
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -378,6 +409,10 @@ def add_training_args(p: argparse.ArgumentParser, tiny_steps: int) -> None:
     p.add_argument("--minutes", type=float, default=0)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with bf16 units)")
     p.add_argument("--tiny", action="store_true")
+    p.add_argument("--input-noise", type=float, default=0.0, metavar="LEVELS",
+                   help="Gaussian noise (mu-law levels) on the input codes, not the targets")
+    p.add_argument("--warm-start", metavar="LAST_PT",
+                   help="a new run starts from this run state's weights (new ones at zero)")
 
 
 def main(argv=None) -> None:
