@@ -119,13 +119,53 @@ def snap(notes: list[Note]) -> list[Note]:
     return out
 
 
-def source(notes: list[Note], first: int, n: int, rate: int = RATE, harmonics: int = 4
-           ) -> np.ndarray:
+@dataclasses.dataclass
+class Tuning:
+    """The instrument the source imitates: each key's partial frequencies (Hz, KEYS x harmonics;
+    a piano's partials are sharp of h x f) and, at each of ``velocities``, each partial's phase
+    where the render starts the note (KEYS x velocities x harmonics, radians): fluidsynth's
+    samples and velocity filters shift them. Measured by ``python -m train.pianowave
+    --calibrate`` from renders of every key; saved as source.json beside the model."""
+    freqs: list
+    phases: list
+    velocities: list
+
+    @classmethod
+    def equal(cls, harmonics: int = 4) -> "Tuning":
+        """Equal temperament, harmonic partials, zero phases: the source without a measurement."""
+        f = [[440.0 * 2 ** ((k + LOWEST - 69) / 12) * h for h in range(1, harmonics + 1)]
+             for k in range(KEYS)]
+        return cls(f, [[[0.0] * harmonics] for _ in range(KEYS)], [80])
+
+    @classmethod
+    def load(cls, path) -> "Tuning":
+        import json
+
+        return cls(**json.loads(Path(path).read_text()))
+
+    def save(self, path) -> None:
+        import json
+
+        Path(path).write_text(json.dumps(dataclasses.asdict(self)) + "\n")
+
+    def partials(self, pitch: int, velocity: int) -> list[tuple[float, float]]:
+        """(frequency, phase) of each partial of a key struck at a velocity (the nearest one
+        measured)."""
+        v = int(np.argmin([abs(velocity - u) for u in self.velocities]))
+        k = pitch - LOWEST
+        return list(zip(self.freqs[k], self.phases[k][v]))
+
+
+def source(notes: list[Note], first: int, n: int, rate: int = RATE, harmonics: int = 4,
+           tuning: Tuning | None = None) -> np.ndarray:
     """(2 * harmonics, n) float32 for samples first .. first + n - 1: the sum over sounding notes
-    of SOURCE_GAIN * velocity / 127 * sin(h * phase), then of the cosines, h = 1 .. harmonics (none at or above
-    Nyquist), the phase starting where fluidsynth starts the note (ONSET_DELAY after its grid
-    onset): a fixed excitation at the notes' pitches (the "sine source" of neural source-filter
-    vocoders, Wang et al. 2019) that the WaveNet shapes into a piano."""
+    of SOURCE_GAIN * velocity / 127 * sin(theta_h), then of the cosines, for the first
+    ``harmonics`` partials (none at or above Nyquist), theta_h = 2 pi f_h t + phase_h from where
+    fluidsynth starts the note (ONSET_DELAY after its grid onset), f_h and phase_h from the
+    ``tuning`` (equal temperament and zero phase without one): a fixed excitation at the notes'
+    pitches (the "sine source" of neural source-filter vocoders, Wang et al. 2019) that the
+    WaveNet shapes into a piano."""
+    tuning = tuning or Tuning.equal(harmonics)
     out = np.zeros((2 * harmonics, n), np.float64)
     for note in notes:
         level = SOURCE_GAIN * note.velocity / 127.0
@@ -133,12 +173,12 @@ def source(notes: list[Note], first: int, n: int, rate: int = RATE, harmonics: i
         a, b = max(begin, first), min(int(round(note.end * rate)) + ONSET_DELAY, first + n)
         if b <= a:
             continue
-        f = 440.0 * 2 ** ((note.pitch - 69) / 12)
-        phase = 2 * np.pi * f * (np.arange(a, b) - begin) / rate
-        for h in range(1, harmonics + 1):
-            if h * f < rate / 2:
-                out[h - 1, a - first:b - first] += level * np.sin(h * phase)
-                out[harmonics + h - 1, a - first:b - first] += level * np.cos(h * phase)
+        t = (np.arange(a, b) - begin) / rate
+        for h, (f, phase) in enumerate(tuning.partials(note.pitch, note.velocity)[:harmonics]):
+            if 0 < f < rate / 2:
+                theta = 2 * np.pi * f * t + phase
+                out[h, a - first:b - first] += level * np.sin(theta)
+                out[harmonics + h, a - first:b - first] += level * np.cos(theta)
     return out.astype(np.float32)
 
 

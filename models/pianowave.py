@@ -10,10 +10,11 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .pianoroll import FPS, KEYS, Note, frames_for, snap, source, to_roll
+from .pianoroll import FPS, KEYS, Note, Tuning, frames_for, snap, source, to_roll
 from .wavenet import WaveNetPipeline
 
 TAIL = 1.0                       # seconds of release after the last note ends
+TUNING_NAME = "source.json"      # the partials the source imitates, beside the model
 
 
 def hz_of(pitch: float) -> float:
@@ -151,16 +152,20 @@ class PianoPipeline:
     float audio at the model's rate out, ``TAIL`` seconds past the last release. Notes are
     played on the 4 ms grid the training renders used (models.pianoroll.snap)."""
 
-    def __init__(self, wavenet: WaveNetPipeline):
+    def __init__(self, wavenet: WaveNetPipeline, tuning: Tuning | None = None):
         if wavenet.config.cond_features != 3 * KEYS or wavenet.config.cond_hop * FPS != \
                 wavenet.config.sample_rate:
             raise ValueError("not a piano-roll WaveNet (264 features, 100 frames a second)")
-        self.wavenet, self.config = wavenet, wavenet.config
+        self.wavenet, self.config, self.tuning = wavenet, wavenet.config, tuning
 
     @classmethod
     def from_pretrained(cls, name: str, progress: Callable[[float, str], None] | None = None
                         ) -> "PianoPipeline":
-        return cls(WaveNetPipeline.from_pretrained(name, progress))
+        from .hub import resolve
+
+        tuning = resolve(name) / TUNING_NAME
+        return cls(WaveNetPipeline.from_pretrained(name, progress),
+                   Tuning.load(tuning) if tuning.is_file() else None)
 
     @property
     def rate(self) -> int:
@@ -176,7 +181,7 @@ class PianoPipeline:
     def source(self, notes: list[Note], n: int) -> np.ndarray | None:
         """The sines at the notes' pitches the model reads with the roll (if it reads them)."""
         h = self.config.source_channels // 2
-        return source(snap(notes), 0, n, self.rate, h) if h else None
+        return source(snap(notes), 0, n, self.rate, h, self.tuning) if h else None
 
     def perform(self, notes: list[Note], n: int, temperature: float = 1.0, *,
                 generator: torch.Generator | None = None) -> np.ndarray:

@@ -83,6 +83,34 @@ def test_yin_reads_every_rendered_key_the_card_measures():
         assert hz is not None and abs(cents(hz, note.pitch)) < 25, note
 
 
+def test_a_tuning_moves_the_source_to_the_measured_partials_and_phases(tmp_path):
+    from models.pianoroll import ONSET_DELAY, SOURCE_GAIN, Tuning
+
+    tuning = Tuning.equal(harmonics=2)
+    tuning.freqs[69 - 21] = [441.0, 884.0]                    # A4's partials, a little sharp
+    tuning.phases[69 - 21] = [[0.5, 1.0], [1.5, 2.0]]
+    tuning.velocities = [40, 100]
+    tuning.save(tmp_path / "source.json")
+    again = Tuning.load(tmp_path / "source.json")
+    assert again == tuning and again.partials(69, 90) == [(441.0, 1.5), (884.0, 2.0)]
+    src = source([Note(69, 0.0, 0.5, 127)], 0, 2000, 16000, 2, again)
+    t = (np.arange(ONSET_DELAY, 2000) - ONSET_DELAY) / 16000
+    np.testing.assert_allclose(src[0, ONSET_DELAY:], SOURCE_GAIN * np.sin(2 * np.pi * 441 * t + 1.5),
+                               atol=1e-4)
+    np.testing.assert_allclose(src[3, ONSET_DELAY:], SOURCE_GAIN * np.cos(2 * np.pi * 884 * t + 2.0),
+                               atol=1e-4)
+    assert not src[:, :ONSET_DELAY].any()                     # fluidsynth starts a block later
+    # a pipeline reads the tuning saved beside its model
+    pipe = tiny_piano()
+    model_dir = tmp_path / "model"
+    from models.hub import save_pretrained
+
+    save_pretrained(pipe.wavenet.model, model_dir)
+    Tuning.equal(4).save(model_dir / "source.json")
+    loaded = PianoPipeline.from_pretrained(str(model_dir))
+    assert loaded.tuning == Tuning.equal(4)
+
+
 # ------------------------------------------------------------------ the tab's inputs
 def test_examples_ship_their_notes_and_renders():
     assert len(tab.EXAMPLES) >= 6
@@ -179,7 +207,7 @@ def test_shipped_fast_loop_is_the_plain_forward_with_a_roll_and_a_source():
     notes = parse("C4 E4+G4 C5/2 A3", bpm=480)                  # ends at 0.5 s
     n = 8000
     roll = to_roll(notes, n // c.cond_hop).reshape(264, -1)
-    src = source(notes, 0, n + 1, c.sample_rate, c.source_channels)
+    src = PianoPipeline.from_pretrained(str(SHIPPED)).source(notes, n + 1)   # its tuning
     fast = FastWaveNet(model)
     fast.set_roll(roll, src)
     primer = prepare_primer(np.full(13 * c.cond_hop, SILENCE), c)   # whole frames before it

@@ -23,8 +23,9 @@ from PIL import Image
 
 from models.audio import figure_rows
 from models.hub import from_pretrained
-from models.pianoroll import FPS, KEYS, Note, render_many, snap, source, to_roll
-from models.pianowave import PianoPipeline, cents, note_pitch
+from models.pianoroll import (FPS, KEYS, LOWEST, ONSET_DELAY, Note, Tuning, render_many, snap,
+                              source, to_roll)
+from models.pianowave import TUNING_NAME, PianoPipeline, cents, note_pitch, spectral_peak
 from models.runtime import generator
 from models.wavenet import FastWaveNet, WaveNet, WaveNetConfig, WaveNetPipeline, bits_per_sample, \
     mu_law_decode, mu_law_encode
@@ -57,8 +58,8 @@ class Pieces:
     def seconds(self) -> float:
         return sum(map(len, self.codes)) / RATE
 
-    def window(self, i: int, frame: int, length: int, margin: int, harmonics: int = 0
-               ) -> tuple[np.ndarray, ...]:
+    def window(self, i: int, frame: int, length: int, margin: int, harmonics: int = 0,
+               tuning: Tuning | None = None) -> tuple[np.ndarray, ...]:
         """``length`` codes from roll frame ``frame`` on, and the roll of their frames with
         ``margin`` frames either side, flattened to (264, frames); with ``harmonics``, also
         the codes' source (models.pianoroll.source)."""
@@ -71,7 +72,7 @@ class Pieces:
         roll = to_roll(notes, frames, first=frame - margin).reshape(FEATURES, frames)
         if not harmonics:
             return codes, roll
-        return codes, roll, source(notes, frame * HOP, len(codes), RATE, harmonics)
+        return codes, roll, source(notes, frame * HOP, len(codes), RATE, harmonics, tuning)
 
 
 def stacked(windows: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
@@ -81,22 +82,23 @@ def stacked(windows: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
 
 
 def batch_of(data: Pieces, length: int, size: int, margin: int, rng: np.random.Generator,
-             harmonics: int = 0):
+             harmonics: int = 0, tuning: Tuning | None = None):
     usable = [i for i, c in enumerate(data.codes) if len(c) >= length + HOP]
     weights = np.array([len(data.codes[i]) - length for i in usable], np.float64)
     windows = []
     for i in rng.choice(usable, size=size, p=weights / weights.sum()):
         frame = int(rng.integers(0, (len(data.codes[i]) - length) // HOP + 1))
-        windows.append(data.window(i, frame, length, margin, harmonics))
+        windows.append(data.window(i, frame, length, margin, harmonics, tuning))
     return stacked(windows)
 
 
-def validation(data: Pieces, length: int, limit: int, margin: int, harmonics: int = 0):
+def validation(data: Pieces, length: int, limit: int, margin: int, harmonics: int = 0,
+               tuning: Tuning | None = None):
     """Non-overlapping windows spread evenly over the held-out shards (the same every time)."""
     spots = [(i, f) for i, c in enumerate(data.codes)
              for f in range(0, (len(c) - length) // HOP + 1, -(-length // HOP))]
     picks = np.linspace(0, len(spots) - 1, min(limit, len(spots))).astype(int)
-    return stacked([data.window(*spots[k], length, margin, harmonics) for k in picks])
+    return stacked([data.window(*spots[k], length, margin, harmonics, tuning) for k in picks])
 
 
 @torch.inference_mode()
@@ -125,12 +127,17 @@ def train(args) -> Path:
                            source_channels=2 * args.harmonics,
                            dataset="piano rolls rendered with fluidsynth (train/pianoroll.py)")
     rf, m, h = config.receptive_field, config.cond_margin, config.source_channels // 2
+    tuning = None
+    if h and (Path(args.data) / TUNING_NAME).is_file():    # the measured partials; else equal
+        tuning = Tuning.load(Path(args.data) / TUNING_NAME)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        tuning.save(Path(args.out) / TUNING_NAME)
     val = [t.to(device) for t in validation(held, rf + (2000 if args.tiny else 8000),
-                                            4 if args.tiny else args.val_windows, m, h)]
+                                            4 if args.tiny else args.val_windows, m, h, tuning)]
     print(f"receptive field {rf} samples; {data.seconds():.0f} s training, "
           f"{held.seconds():.0f} s held out", flush=True)
     return fit(args, config, device, RunDir(args.run_dir or f"runs/pianowave{'-tiny' if args.tiny else ''}"),
-               lambda rng: batch_of(data, rf + args.window, args.batch_size, m, rng, h),
+               lambda rng: batch_of(data, rf + args.window, args.batch_size, m, rng, h, tuning),
                lambda model: evaluate(model, *val))
 
 
@@ -204,9 +211,11 @@ def mean_rows(rows: list[dict]) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("piece",)}
 
 
-def heldout_bits(model: WaveNet, data: Pieces, windows: int = 300) -> dict:
+def heldout_bits(model: WaveNet, data: Pieces, windows: int = 300,
+                 tuning: Tuning | None = None) -> dict:
     rf, m = model.config.receptive_field, model.config.cond_margin
-    codes, *cond = validation(data, rf + 8000, windows, m, model.config.source_channels // 2)
+    codes, *cond = validation(data, rf + 8000, windows, m, model.config.source_channels // 2,
+                              tuning)
     t = time.time()
     bits = evaluate(model, codes, *cond)
     return dict(val_bits=bits, val_windows=int(codes.shape[0]),
@@ -235,7 +244,8 @@ def measure(folder: Path, data: Path = Path("runs/pianoroll"), quick: bool = Fal
     against the histogram baselines, speed; the unconditioned piano model on the same rows where
     it is on disk. Writes metrics.json and samples/ (FLAC + spectrograms)."""
     folder = Path(folder)
-    pipe = PianoPipeline(WaveNetPipeline(from_pretrained(WaveNet, folder)))
+    pipe = PianoPipeline(WaveNetPipeline(from_pretrained(WaveNet, folder)),
+                         Tuning.load(folder / TUNING_NAME) if (folder / TUNING_NAME).is_file() else None)
     plain = from_pretrained(WaveNet, UNCONDITIONED) if (UNCONDITIONED / "config.json").is_file() else None
     keys = PITCH_KEYS if not quick else range(60, 64)
     n_pitch = int(PITCH_SECONDS * RATE)
@@ -288,7 +298,7 @@ def measure(folder: Path, data: Path = Path("runs/pianoroll"), quick: bool = Fal
     metrics["music"] = dict(seconds=seconds, pieces=pieces,
                             **{k: dict(rows=v, mean=mean_rows(v)) for k, v in music.items() if v})
     train_data = Pieces(data, "train", 200 if quick else None)
-    metrics["bits"] = dict(**heldout_bits(pipe.wavenet.model, held, 8 if quick else 300),
+    metrics["bits"] = dict(**heldout_bits(pipe.wavenet.model, held, 8 if quick else 300, pipe.tuning),
                            **histogram_bits(train_data, held))
     if plain is not None:
         metrics["bits"]["unconditioned_val_bits"] = unconditioned_bits(plain, held, 8 if quick else 300)
@@ -308,6 +318,37 @@ def speed_with_roll(pipe: PianoPipeline) -> float:
     t = time.perf_counter()
     audio = pipe(notes, generator=generator(1))
     return len(audio) / (time.perf_counter() - t)
+
+
+CALIBRATION_VELOCITIES = (16, 32, 48, 64, 80, 96, 112, 127)
+
+
+def calibrate(out: Path, harmonics: int = 4) -> Tuning:
+    """The partials of every key as fluidsynth plays it: frequencies from the velocity-80 render
+    (YIN, then each partial's spectral peak near h x f), and at each calibration velocity each
+    partial's phase where the render starts the note (lock-in over 30-330 ms after the start)."""
+    start, hold = 0.1, 1.0
+    notes = [Note(k, start, start + hold, v) for k in range(LOWEST, LOWEST + KEYS)
+             for v in CALIBRATION_VELOCITIES]
+    renders = render_many([[n] for n in notes], tail=0.2, gap=1.0)
+    begin = int(round(start * RATE)) + ONSET_DELAY
+    t = np.arange(begin + 480, begin + 480 + 4800)
+    freqs, phases = [], []
+    for k in range(KEYS):
+        mine = renders[k * len(CALIBRATION_VELOCITIES):(k + 1) * len(CALIBRATION_VELOCITIES)]
+        loud = mine[CALIBRATION_VELOCITIES.index(80)]
+        et = 440.0 * 2 ** ((k + LOWEST - 69) / 12)
+        f0, _ = note_pitch(loud, RATE, start + 0.05, start + 0.9)
+        f0 = f0 if f0 is not None and abs(cents(f0, k + LOWEST)) < 100 else et
+        segment = loud[int((start + 0.03) * RATE):int((start + 0.6) * RATE)]
+        fs = [(spectral_peak(segment, RATE, h * f0) or h * f0) if h * f0 < RATE / 2 else h * f0
+              for h in range(1, harmonics + 1)]
+        freqs.append(fs)
+        phases.append([[float(np.angle((audio[t] * np.exp(-2j * np.pi * f * (t - begin) / RATE)).sum())
+                              + np.pi / 2) for f in fs] for audio in mine])
+    tuning = Tuning(freqs, phases, list(CALIBRATION_VELOCITIES))
+    tuning.save(out)
+    return tuning
 
 
 # the tab's examples: typed tunes (public domain) and the openings of held-out pieces
@@ -366,7 +407,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="measure an exported model against fluidsynth: metrics.json, samples/")
     p.add_argument("--examples", type=Path, metavar="FOLDER",
                    help="write the tab's examples there (notes, fluidsynth renders)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="measure every key's partials in fluidsynth: <data>/source.json")
     args = p.parse_args(argv)
+    if args.calibrate:
+        calibrate(Path(args.data) / TUNING_NAME, args.harmonics)
+        return
     if args.examples:
         export_examples(args.examples, Path(args.data))
         return
