@@ -39,6 +39,15 @@ NOTE_SECONDS, CHECK_SECONDS = 0.5, 1.0      # the single-note check: held, gener
 KEY_NAMES = [note_key_name(p) for p in range(36, 97)]
 
 
+def measured_temperature() -> float:
+    """The temperature the card measured (the best for pitch), the tab's default."""
+    path = WEIGHTS_DIR / FOLDER / "metrics.json"
+    return float(json.loads(path.read_text()).get("temperature", 1.0)) if path.is_file() else 1.0
+
+
+TEMPERATURE = measured_temperature()
+
+
 def load_examples() -> dict[str, dict]:
     listing = EXAMPLE_FOLDER / "pieces.json"
     if not listing.is_file():
@@ -58,7 +67,8 @@ pitch (and three overtones): that is its *conditioning*. It then writes the audi
 a time, 16,000 a second, as the WaveNet tab does, but told what to play.
 
 * **Temperature** divides the network's scores before it draws each sample: 1 is the model as
-  trained; lower gives a cleaner, quieter tone (at 0 it may fall silent); higher adds hiss.
+  trained; lower gives a cleaner, quieter tone (at 0 it may fall silent); higher adds hiss. The
+  default is the temperature at which the model card found the most keys at the right pitch.
 * **Tempo** scales time (typed notes are 120 beats a minute at 100%); **transpose** moves every
   note by semitones. **Seed**: the same seed and settings give the same performance.
 * **Compare** with *fluidsynth*, a sample-based synthesiser playing the same notes with the
@@ -242,6 +252,16 @@ def check_note(key, velocity, temperature, seed, request: gr.Request = None,
     return (rate, to_int16(audio)), plot, verdict
 
 
+def example_picked(title):
+    """A tune goes into the notes box (to edit); a piece is played as the example."""
+    entry = EXAMPLES.get(title)
+    if entry is None:
+        return gr.skip(), gr.skip()
+    if "text" in entry:
+        return "Typed notes", entry["text"]
+    return "Example", gr.skip()
+
+
 def build(ctx: TabContext) -> None:
     gr.Markdown("### Piano WaveNet\nA WaveNet that plays the notes you give it, written sample by "
                 "sample (Hawthorne et al. 2019 perform any MIDI this way). Type a tune, pick an "
@@ -267,9 +287,11 @@ def build(ctx: TabContext) -> None:
                                           label="Transpose (semitones)")
                     velocity = gr.Slider(20, 127, value=80, step=1,
                                          label="Loudness of typed notes (MIDI velocity)")
-                    temperature = gr.Slider(0, 1.5, value=1.0, step=0.05, label="Temperature",
-                                            info="1 = as trained; lower: cleaner, may fall "
-                                                 "silent; higher: hiss")
+                    temperature = gr.Slider(0, 1.5, value=TEMPERATURE, step=0.05,
+                                            label="Temperature",
+                                            info=f"{TEMPERATURE:g}: the best for pitch on the "
+                                                 "model card; lower: cleaner, may fall silent; "
+                                                 "higher: hiss")
                     seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
                                      label="Seed")
                 with gr.Column(scale=2, min_width=300):
@@ -297,7 +319,7 @@ def build(ctx: TabContext) -> None:
                     key = gr.Dropdown(KEY_NAMES, value="A4", label="Key",
                                       elem_id="piano-key")
                     key_velocity = gr.Slider(20, 127, value=80, step=1, label="Velocity")
-                    key_temperature = gr.Slider(0, 1.5, value=1.0, step=0.05,
+                    key_temperature = gr.Slider(0, 1.5, value=TEMPERATURE, step=0.05,
                                                 label="Temperature")
                     key_seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
                                          label="Seed")
@@ -310,8 +332,7 @@ def build(ctx: TabContext) -> None:
                     key_plot = gr.Image(label="waveform and spectrogram", format="png",
                                         interactive=False, elem_id="piano-key-plot")
     # choosing a source switches the radio to it
-    example.change(lambda e: gr.update(value="Example") if e else gr.skip(), example, mode,
-                   api_visibility="private", queue=False)
+    example.change(example_picked, example, [mode, text], api_visibility="private", queue=False)
     midi.upload(lambda: "MIDI file", None, mode, api_visibility="private", queue=False)
     text.input(lambda: "Typed notes", None, mode, api_visibility="private", queue=False)
     event = run.click(perform, [mode, text, example, midi, tempo, transpose, velocity,

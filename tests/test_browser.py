@@ -273,10 +273,16 @@ def test_the_piano_tab_plays_an_example_beside_fluidsynth_and_checks_a_note(brow
     page, problems = open_page(browser, app_url)
     open_technique(page, "pianowave")
     panel = page.locator("#pianowave-panel")
+    # a tune goes into the notes box; a held-out piece is played as the example
     panel.locator("#piano-example input").click()
     page.get_by_role("option", name="Ode to joy").click()
-    page.locator("#piano-mode").get_by_label("Example").wait_for(timeout=10_000)
-    assert page.locator("#piano-mode").get_by_label("Example").is_checked()
+    page.wait_for_function("document.querySelector('#piano-text textarea').value"
+                           ".startsWith('E4 E4 F4')", timeout=10_000)
+    assert page.locator("#piano-mode").get_by_label("Typed notes").is_checked()
+    panel.locator("#piano-example input").click()
+    page.get_by_role("option", name="Maple Leaf Rag").click()
+    page.wait_for_function("document.querySelector('#piano-mode input[value=\"Example\"]')"
+                           ".checked", timeout=10_000)
     page.locator("#piano-run").click()
     page.locator("#piano-roll img").wait_for(timeout=60_000)
     status = page.locator("#piano-status")

@@ -234,9 +234,10 @@ def test_shipped_pitch_accuracy_is_what_its_card_says():
     """Every key C2-C7 alone at both velocities, as train.pianowave.measure plays them: the
     share within 50 cents matches metrics.json (to two notes: float rounding on another CPU
     can change a draw)."""
-    from train.pianowave import PITCH_SECONDS, TEMPERATURE, pitch_summary, pitch_table
+    from train.pianowave import PITCH_SECONDS, pitch_summary, pitch_table
 
-    metrics = json.loads((SHIPPED / "metrics.json").read_text())["pitch"]
+    card = json.loads((SHIPPED / "metrics.json").read_text())
+    metrics, TEMPERATURE = card["pitch"], card["temperature"]
     pipe = PianoPipeline.from_pretrained(str(SHIPPED))
     n = int(PITCH_SECONDS * pipe.rate)
     rows = pitch_table(lambda note, k: pipe.perform([note], n, TEMPERATURE, generator=generator(k)))
@@ -274,3 +275,21 @@ def test_the_tab_plays_through_the_api_and_a_seed_reproduces_it(client):
         client.predict(**{**args, "temperature": 50}, api_name="/piano_play")
     # and the server keeps serving
     assert "Done" in client.predict(**args, api_name="/piano_play")[5]
+
+
+@needs_model
+@needs_fluidsynth
+def test_the_shipped_tuning_puts_the_source_in_phase_with_fluidsynths_piano():
+    """The source's fundamental, as the shipped model reads it, rises and falls with
+    fluidsynth's render of the same key (calibrated phase and frequency), for keys across the
+    middle of the keyboard at two velocities."""
+    from models.pianoroll import render_many
+
+    pipe = PianoPipeline.from_pretrained(str(SHIPPED))
+    assert pipe.tuning is not None
+    notes = [Note(p, 0.1, 0.6, v) for p in (48, 55, 60, 67, 69, 72, 79) for v in (60, 100)]
+    for note, audio in zip(notes, render_many([[n] for n in notes], tail=0.1)):
+        held = slice(int(0.15 * 16000), int(0.5 * 16000))
+        sine = pipe.source([note], len(audio))[0][held]
+        corr = float(np.corrcoef(sine, audio[held])[0, 1])
+        assert corr > 0.3, (note, corr)

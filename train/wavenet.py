@@ -193,8 +193,8 @@ def fit(args, config: WaveNetConfig, device: torch.device, run: RunDir,
                           seconds=time.time() - last_eval)
             running, running_n, last_eval = 0.0, 0, time.time()
             run.log(record)
-            if val < best:
-                best = val
+            if val < best or getattr(args, "export_latest", False):
+                best = min(best, val)
                 log = run.records()
                 save_pretrained(ema.module if val_ema <= val_raw else model, args.out, half=True,
                                 training=dict(step=step, samples_seen=seen, val_bits=val,
@@ -409,6 +409,9 @@ def add_training_args(p: argparse.ArgumentParser, tiny_steps: int) -> None:
     p.add_argument("--minutes", type=float, default=0)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with bf16 units)")
     p.add_argument("--tiny", action="store_true")
+    p.add_argument("--export-latest", action="store_true",
+                   help="export at every evaluation, not only when held-out bits improve (with "
+                        "--input-noise they measure clean inputs, not what the run optimises)")
     p.add_argument("--input-noise", type=float, default=0.0, metavar="LEVELS",
                    help="Gaussian noise (mu-law levels) on the input codes, not the targets")
     p.add_argument("--warm-start", metavar="LAST_PT",
