@@ -39,13 +39,27 @@ NOTE_SECONDS, CHECK_SECONDS = 0.5, 1.0      # the single-note check: held, gener
 KEY_NAMES = [note_key_name(p) for p in range(36, 97)]
 
 
-def measured_temperature() -> float:
-    """The temperature the card measured (the best for pitch), the tab's default."""
+def card_metrics() -> dict:
     path = WEIGHTS_DIR / FOLDER / "metrics.json"
-    return float(json.loads(path.read_text()).get("temperature", 1.0)) if path.is_file() else 1.0
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
-TEMPERATURE = measured_temperature()
+METRICS = card_metrics()
+TEMPERATURE = float(METRICS.get("temperature", 1.0))   # the card's best for pitch
+
+
+def how_good() -> str:
+    """What the card measured, said before anyone presses Play (a model still learning says so)."""
+    pitch = METRICS.get("pitch", {}).get("wavenet")
+    if not pitch:
+        return ""
+    share = pitch["accuracy"]
+    line = (f"**How good is it?** On its model card it plays **{share:.0%}** of single keys "
+            f"(C2-C7, two velocities) at the right pitch, within a quarter tone")
+    if share < 0.95:
+        line += (" (the goal is 95%): it is still learning, on a CPU, and often writes noise "
+                 "where a note should be. fluidsynth's render beside it is what it imitates")
+    return line + "."
 
 
 def load_examples() -> dict[str, dict]:
@@ -267,6 +281,8 @@ def build(ctx: TabContext) -> None:
                 "sample (Hawthorne et al. 2019 perform any MIDI this way). Type a tune, pick an "
                 "example or upload a MIDI file, press **Play**, and hear it beside a "
                 "synthesiser playing the same notes.")
+    if how_good():
+        gr.Markdown(how_good(), elem_id="piano-quality")
     with gr.Tabs():
         with gr.Tab("Play"):
             with gr.Row(equal_height=False):
