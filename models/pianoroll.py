@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -108,6 +109,11 @@ def to_roll(notes: list[Note], frames: int | None = None, first: int = 0) -> np.
     return roll
 
 
+def hz_of(pitch: float) -> float:
+    """A key's equal-tempered frequency (A4 = MIDI 69 = 440 Hz)."""
+    return 440.0 * 2 ** ((pitch - 69) / 12)
+
+
 def snap(notes: list[Note]) -> list[Note]:
     """Notes on the GRID (4 ms): where fluidsynth can start a note (it starts notes on its
     64-sample blocks), so that a render is the notes' exact performance, phase included."""
@@ -133,19 +139,14 @@ class Tuning:
     @classmethod
     def equal(cls, harmonics: int = 4) -> "Tuning":
         """Equal temperament, harmonic partials, zero phases: the source without a measurement."""
-        f = [[440.0 * 2 ** ((k + LOWEST - 69) / 12) * h for h in range(1, harmonics + 1)]
-             for k in range(KEYS)]
+        f = [[hz_of(k + LOWEST) * h for h in range(1, harmonics + 1)] for k in range(KEYS)]
         return cls(f, [[[0.0] * harmonics] for _ in range(KEYS)], [80])
 
     @classmethod
     def load(cls, path) -> "Tuning":
-        import json
-
         return cls(**json.loads(Path(path).read_text()))
 
     def save(self, path) -> None:
-        import json
-
         Path(path).write_text(json.dumps(dataclasses.asdict(self)) + "\n")
 
     def partials(self, pitch: int, velocity: int) -> list[tuple[float, float]]:
@@ -246,8 +247,7 @@ def soundfont() -> str:
     for path in SOUNDFONTS:
         if Path(path).is_file():
             return path
-    raise FileNotFoundError("no soundfont: install Debian's musescore-general-soundfont "
-                            "(Debian: fluidsynth, musescore-general-soundfont)")
+    raise FileNotFoundError("no soundfont: install Debian's musescore-general-soundfont")
 
 
 def render(notes: list[Note], tail: float = 1.0, gain: float = GAIN) -> np.ndarray:

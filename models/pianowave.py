@@ -10,15 +10,11 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .pianoroll import FPS, KEYS, Note, Tuning, frames_for, snap, source, to_roll
+from .pianoroll import FPS, KEYS, Note, Tuning, frames_for, hz_of, snap, source, to_roll
 from .wavenet import WaveNetPipeline
 
 TAIL = 1.0                       # seconds of release after the last note ends
 TUNING_NAME = "source.json"      # the partials the source imitates, beside the model
-
-
-def hz_of(pitch: float) -> float:
-    return 440.0 * 2 ** ((pitch - 69) / 12)
 
 
 def note_key_name(pitch: int) -> str:

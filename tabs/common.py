@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import math
 import os
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -23,6 +24,7 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own decompression-bomb guard, as a 
 HEAVY = "heavy"                    # concurrency_id shared by the CPU/GPU-bound events
 HEAVY_OPEN = 16                    # heavy requests let in at once: they wait in HEAVY_LANE
 MAX_SECONDS = 300                  # no single request may hold the heavy queue longer
+STREAMING = shutil.which("ffmpeg") is not None   # Gradio encodes streamed audio with ffmpeg
 
 T = TypeVar("T")
 

@@ -17,9 +17,8 @@ from models.pianowave import PianoPipeline, cents, hz_of, note_key_name, note_pi
     roll_figure
 from models.runtime import generator
 
-from .common import Deadline, Lane, Lazy, TabContext, Technique, number, seed_value, sentence, \
-    timed, visitor_of
-from .wavenet import STREAMING
+from .common import STREAMING, Deadline, Lane, Lazy, TabContext, Technique, number, seed_value, \
+    sentence, timed, visitor_of
 
 TECHNIQUE = Technique("pianowave", "Piano WaveNet", "sound",
                       "A WaveNet that plays the notes you give it: type a tune or upload MIDI.",

@@ -3,7 +3,6 @@ handling models/audio.py; the example clips are examples/speech."""
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from models.hub import REPO_ROOT, WEIGHTS_DIR
 from models.runtime import generator
 from models.wavenet import WaveNetPipeline
 
-from .common import (Deadline, Lane, Lazy, TabContext, Technique, number, seed_value, sentence,
-                     timed, visitor_of)
+from .common import (STREAMING, Deadline, Lane, Lazy, TabContext, Technique, number, seed_value,
+                     sentence, timed, visitor_of)
 
 TECHNIQUE = Technique("wavenet", "WaveNet audio", "sound",
                       "Raw audio written one sample at a time, from nothing: babbling speech.",
@@ -35,7 +34,6 @@ AUDIO_STREAMS = 48          # generations open at once (they take turns, a core 
 AUDIO_LANE = Lane("audio", slots=AUDIO_STREAMS, per_visitor=2)
 COMPARE_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3)
 COMPARE_SECONDS = 1.5       # per temperature
-STREAMING = shutil.which("ffmpeg") is not None   # Gradio encodes streamed audio with ffmpeg
 CLIP_FOLDER = REPO_ROOT / "examples" / "speech"  # held-out clips shipped with the app
 
 

@@ -23,8 +23,8 @@ from PIL import Image
 
 from models.audio import figure_rows
 from models.hub import from_pretrained
-from models.pianoroll import (FPS, KEYS, LOWEST, ONSET_DELAY, Note, Tuning, render_many, snap,
-                              source, to_roll)
+from models.pianoroll import (FPS, KEYS, LOWEST, ONSET_DELAY, Note, Tuning, hz_of, render_many,
+                              snap, source, to_roll)
 from models.pianowave import TUNING_NAME, PianoPipeline, cents, note_pitch, spectral_peak
 from models.runtime import generator
 from models.wavenet import FastWaveNet, WaveNet, WaveNetConfig, WaveNetPipeline, bits_per_sample, \
@@ -33,6 +33,7 @@ from models.wavenet import FastWaveNet, WaveNet, WaveNetConfig, WaveNetPipeline,
 from .common import RunDir, command_line, hardware, pick_device
 from .pianoroll import RATE, read_shard
 from .wavenet import add_training_args, fit
+from .wavenet import evaluate as plain_evaluate
 
 HOP = RATE // FPS
 FEATURES = 3 * KEYS
@@ -232,8 +233,6 @@ def histogram_bits(train: Pieces, held: Pieces) -> dict:
 
 @torch.inference_mode()
 def unconditioned_bits(model: WaveNet, data: Pieces, windows: int = 300) -> float:
-    from .wavenet import evaluate as plain_evaluate
-
     codes, _ = validation(data, model.config.receptive_field + 8000, windows, 0)
     return plain_evaluate(model, codes)
 
@@ -274,22 +273,22 @@ def measure(folder: Path, data: Path = Path("runs/pianoroll"), quick: bool = Fal
         wavenet=pitch_summary(rows), render=pitch_summary(ref_rows),
         unconditioned=pitch_summary(plain_rows) if plain_rows else None, rows=rows))
 
+    import librosa
+    import mir_eval
+
     held = Pieces(data, "test")
-    by_name = {p.name[len("test-"):-len(".npz")]: i for i, p in
-               enumerate(sorted(Path(data).glob("test-*.npz")))}
+    shards = {p.name[len("test-"):-len(".npz")]: p for p in Path(data).glob("test-*.npz")}
     pieces = MUSIC[:1] if quick else MUSIC
     seconds = 3.0 if quick else MUSIC_SECONDS
     music = dict(wavenet=[], unconditioned=[], render_vs_notes=[])
     (folder / "samples").mkdir(exist_ok=True)
     for k, name in enumerate(pieces):
-        notes = truncated(read_shard(sorted(Path(data).glob("test-*.npz"))[by_name[name]])[1], seconds)
+        notes = truncated(read_shard(shards[name])[1], seconds)
         ref = render_many([notes], tail=1.0)[0]
         made = pipe(notes, chosen, generator=generator(k))
         row = compare_music(made, ref)
         music["wavenet"].append(dict(piece=name, **row))
         truth = np.array(sorted({round(n.start, 3) for n in notes}))
-        import librosa
-        import mir_eval
         found = librosa.onset.onset_detect(y=ref, sr=RATE, hop_length=RATE // FPS, units="time")
         music["render_vs_notes"].append(dict(piece=name, onset_f=float(
             mir_eval.onset.f_measure(truth, found, window=0.05)[0])))
@@ -346,9 +345,8 @@ def calibrate(out: Path, harmonics: int = 4) -> Tuning:
     for k in range(KEYS):
         mine = renders[k * len(CALIBRATION_VELOCITIES):(k + 1) * len(CALIBRATION_VELOCITIES)]
         loud = mine[CALIBRATION_VELOCITIES.index(80)]
-        et = 440.0 * 2 ** ((k + LOWEST - 69) / 12)
         f0, _ = note_pitch(loud, RATE, start + 0.05, start + 0.9)
-        f0 = f0 if f0 is not None and abs(cents(f0, k + LOWEST)) < 100 else et
+        f0 = f0 if f0 is not None and abs(cents(f0, k + LOWEST)) < 100 else hz_of(k + LOWEST)
         segment = loud[int((start + 0.03) * RATE):int((start + 0.6) * RATE)]
         fs = [(spectral_peak(segment, RATE, h * f0) or h * f0) if h * f0 < RATE / 2 else h * f0
               for h in range(1, harmonics + 1)]
