@@ -13,10 +13,11 @@ import os
 import gradio as gr
 
 from tabs import (charlm, cyclegan, deepdream, faces, ganlab, pianowave, pixelcnn, style, vae,
-                  wavenet)
+                  vocoder, wavenet)
 from tabs.common import GROUPS, TabContext, write_pictures_once
 
-TECHNIQUES = [faces, vae, pixelcnn, ganlab, cyclegan, style, deepdream, charlm, wavenet, pianowave]
+TECHNIQUES = [faces, vae, pixelcnn, ganlab, cyclegan, style, deepdream, charlm, wavenet, pianowave,
+              vocoder]
 
 HEADER = """
 # Generative Deep Learning Studio

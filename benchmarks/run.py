@@ -18,7 +18,7 @@ from benchmarks import print_table
 from models.runtime import bf16_cpu
 
 SECTIONS = ["app", "faces", "vae", "pixelcnn", "ganlab", "cyclegan", "style", "deepdream", "charlm", "wavenet",
-            "pianowave"]
+            "pianowave", "vocoder"]
 # on request only (minutes): ``python -m benchmarks.run load``, or benchmarks/load.py's options
 
 

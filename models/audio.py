@@ -16,9 +16,10 @@ class AudioError(ValueError):
     """An upload that cannot be used, with a message for the person who sent it."""
 
 
-def read_audio(path: str, rate: int, max_seconds: float) -> tuple[np.ndarray, list[str]]:
-    """Mono float32 at ``rate`` of the last ``max_seconds`` of an audio file, and notes on what
-    was done to it (channels mixed, resampled, tail taken, level normalised)."""
+def read_audio(path: str, rate: int, max_seconds: float, head: bool = False
+               ) -> tuple[np.ndarray, list[str]]:
+    """Mono float32 at ``rate`` of the last ``max_seconds`` of an audio file (``head``: the
+    first), and notes on what was done to it (channels mixed, resampled, part taken)."""
     import soundfile as sf
 
     notes: list[str] = []
@@ -28,15 +29,18 @@ def read_audio(path: str, rate: int, max_seconds: float) -> tuple[np.ndarray, li
             if frames <= 0 or file_rate <= 0:
                 raise AudioError("The audio file is empty.")
             keep = int(math.ceil(max_seconds * file_rate))
-            if frames > keep:
+            if frames > keep and head:
+                notes.append(f"the recording is {frames / file_rate:.1f} s long; its first "
+                             f"{max_seconds:g} s are used")
+            elif frames > keep:
                 f.seek(frames - keep)
                 notes.append(f"the primer is {frames / file_rate:.1f} s long; WaveNet continues "
                              f"its last {max_seconds:g} s")
-            audio = f.read(dtype="float32", always_2d=True)
+            audio = f.read(frames=min(frames, keep), dtype="float32", always_2d=True)
     except AudioError:
         raise
     except Exception:
-        audio, file_rate, channels, subtype = _read_with_ffmpeg(path, max_seconds)
+        audio, file_rate, channels, subtype = _read_with_ffmpeg(path, max_seconds, head)
     if audio.size == 0:
         raise AudioError("The audio file holds no samples.")
     if not np.isfinite(audio).all():
@@ -55,7 +59,7 @@ def read_audio(path: str, rate: int, max_seconds: float) -> tuple[np.ndarray, li
     return np.clip(audio, -1, 1).astype(np.float32), notes
 
 
-def _read_with_ffmpeg(path: str, max_seconds: float):
+def _read_with_ffmpeg(path: str, max_seconds: float, head: bool = False):
     """Formats libsndfile does not read (m4a, webm from some browsers' microphones) via pydub."""
     try:
         from pydub import AudioSegment
@@ -67,7 +71,8 @@ def _read_with_ffmpeg(path: str, max_seconds: float):
     if len(seg) > MAX_DECODE_SECONDS * 1000:
         raise AudioError(f"The audio is {len(seg) / 1000:.0f} s long; upload at most "
                          f"{MAX_DECODE_SECONDS} s.")
-    seg = seg[-int(max_seconds * 1000):] if len(seg) > max_seconds * 1000 else seg
+    if len(seg) > max_seconds * 1000:
+        seg = seg[:int(max_seconds * 1000)] if head else seg[-int(max_seconds * 1000):]
     samples = np.array(seg.get_array_of_samples(), dtype=np.float32)
     samples = samples.reshape(-1, seg.channels) / float(1 << (8 * seg.sample_width - 1))
     return samples, seg.frame_rate, seg.channels, ""

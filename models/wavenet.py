@@ -87,6 +87,9 @@ class WaveNetConfig:
     cond_channels: int = 64
     cond_hop: int = 160             # samples per frame
     cond_kernel: int = 5            # frames the first conditioning convolution sees
+    cond_pad: float = 0.0           # an empty frame's features (a roll: 0; a log-mel: its floor)
+    cond_offset: float = 0.0        # features enter the conditioning net as (x - offset) * scale
+    cond_scale: float = 1.0         # (a log-mel: about zero mean, unit spread)
     # a fixed per-sample excitation read with the codes (0 = none): e.g. sines at the notes'
     # pitches (models/pianoroll.source), added to the input convolution's output
     source_channels: int = 0
@@ -159,6 +162,8 @@ class WaveNet(nn.Module):
         """Roll (B, features, frames + 2 * cond_margin) -> per-frame gate biases
         (B, layers, 2 * gate, frames)."""
         c = self.config
+        if c.cond_offset or c.cond_scale != 1.0:
+            roll = (roll - c.cond_offset) * c.cond_scale
         out = self.cond_proj(self.cond_net(roll))
         return out.view(out.shape[0], c.layers, 2 * c.gate_channels, -1)
 
@@ -386,7 +391,7 @@ class FastWaveNet:
         m = c.cond_margin
         # m + 1 empty frames before the roll, so that row 0 sees nothing but silence (the
         # primer, and all before it) as a roll with empty frames in front would
-        padded = np.pad(roll, ((0, 0), (2 * m + 1, m)))
+        padded = np.pad(roll, ((0, 0), (2 * m + 1, m)), constant_values=c.cond_pad)
         with torch.inference_mode():
             rows = self.model.condition(torch.from_numpy(padded)[None])[0]
         self.cb = np.ascontiguousarray(rows.permute(2, 0, 1).float().numpy())

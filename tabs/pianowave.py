@@ -231,7 +231,8 @@ def performing(notes, said, title, temperature, seed, progress):
 
 def check_note(key, velocity, temperature, seed, request: gr.Request = None,
                progress=gr.Progress()):
-    """One key alone: the WaveNet plays it for half a second; YIN reads the pitch it played."""
+    """One key alone: the WaveNet plays it for half a second; YIN reads the pitch it played.
+    While it waits for a slot, the verdict says its place in line."""
     if key not in KEY_NAMES:
         raise gr.Error(f"Unknown key {key!r}: pick one from C2 to C7.")
     velocity = number(velocity, "Velocity", 1, 127, integer=True)
@@ -240,7 +241,7 @@ def check_note(key, velocity, temperature, seed, request: gr.Request = None,
     pitch = 36 + KEY_NAMES.index(key)
     with PIANO_LANE.ticket(visitor_of(request)) as ticket:
         while not ticket.admitted(timeout=1.0):
-            pass
+            yield gr.skip(), gr.skip(), ticket.message()
         pipe = pipeline(progress)
         rate = pipe.rate
         audio = pipe.perform([Note(pitch, 0.0, NOTE_SECONDS, velocity)], int(CHECK_SECONDS * rate),
@@ -262,7 +263,7 @@ def check_note(key, velocity, temperature, seed, request: gr.Request = None,
         verdict += f" Pitch read by YIN over 50-450 ms ({periodic:.0%} of it periodic)."
     plot = figure_rows([(audio, f"WaveNet: {key}, velocity {velocity}")], rate,
                        f"{key} = {want:.1f} Hz, held 0.5 s")
-    return (rate, to_int16(audio)), plot, verdict
+    yield (rate, to_int16(audio)), plot, verdict
 
 
 def example_picked(title):

@@ -234,8 +234,9 @@ def model_changed(model_name):
 def build(ctx: TabContext) -> None:
     gr.Markdown("### WaveNet audio\nRaw audio written sample by sample by an *unconditioned* "
                 "WaveNet the studio trained on real speech: nothing tells it what to say, so it "
-                "babbles in the speaker's voice (the **Piano WaveNet** tab shows a WaveNet told "
-                "which notes to play). Press **Generate**, and "
+                "babbles in the speaker's voice: the chapter's demo of an *unconditioned* WaveNet. "
+                "The **Vocoders** tab shows the same network told what to say (conditioned on a "
+                "spectrogram), and **Piano** one told which notes to play. Press **Generate**, and "
                 "listen while it is written (faster than it plays).")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):

@@ -68,7 +68,7 @@ def test_the_registry_builds_one_landing_entry_and_one_tab_per_technique():
 
 
 TECHNIQUE_IDS = ["faces", "vae", "pixelcnn", "ganlab", "cyclegan", "style", "deepdream", "charlm",
-                 "wavenet", "pianowave"]
+                 "wavenet", "pianowave", "vocoder"]
 
 
 @pytest.mark.parametrize("technique", TECHNIQUE_IDS)

@@ -12,6 +12,7 @@ from tabs import cyclegan as tab_cyclegan
 from tabs.cyclegan import AVAILABLE as CYCLEGAN
 from tabs.faces import AVAILABLE as FACES
 from tabs.pianowave import AVAILABLE as PIANO
+from tabs.vocoder import GAN as GAN_VOCODER
 from tabs.pixelcnn import AVAILABLE as PIXELCNN
 from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
 from tests.conftest import ARTIFACTS
@@ -296,6 +297,38 @@ def test_the_piano_tab_plays_an_example_beside_fluidsynth_and_checks_a_note(brow
     page.locator("#piano-verdict").get_by_text("Asked for").wait_for(timeout=60_000)
     page.locator("#piano-key-plot img").wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "piano-note.png"), full_page=True)
+    assert not error_toasts(page)
+    assert problems == []
+
+
+@pytest.mark.skipif(not GAN_VOCODER, reason="no GAN vocoder shipped")
+def test_the_vocoder_tab_rebuilds_a_sentence_then_an_edited_one(browser, app_url):
+    """First view: the example's mel and recording. Rebuild: Griffin-Lim and the GAN, the
+    WaveNet streamed, the aligned spectrograms and the times. Then slower, higher and with a
+    box erased: the conditioning shows the box."""
+    page, problems = open_page(browser, app_url)
+    open_technique(page, "vocoder")
+    page.locator("#vocoder-mel img").wait_for(timeout=60_000)
+    page.locator("#vocoder-status").get_by_text("Press Rebuild").wait_for(timeout=30_000)
+    page.locator("#vocoder-run").click()
+    status = page.locator("#vocoder-status")
+    status.get_by_text("Done").wait_for(timeout=120_000)
+    page.locator("#vocoder-compare img").wait_for(timeout=30_000)
+    times = page.locator("#vocoder-times").inner_text()
+    assert "Griffin-Lim" in times and "GAN vocoder" in times and "real time" in times
+    page.screenshot(path=str(ARTIFACTS / "vocoder-result.png"), full_page=True)
+    panel = page.locator("#vocoder-panel")
+    panel.get_by_text("Edit the spectrogram").click()
+    panel.get_by_label("Erase").check()
+    set_number(panel, "Speed (x as long)", "1.5")
+    set_number(panel, "Pitch (semitones)", "3")
+    page.locator("#vocoder-run").click()
+    status.get_by_text("WaveNet vocoder").or_(status.get_by_text("Griffin-Lim")).first.wait_for(
+        timeout=60_000)
+    status.get_by_text("Done").wait_for(timeout=120_000)
+    said = status.inner_text()
+    assert "1.5x as long" in said and "+3 semitones" in said and "erased" in said
+    page.screenshot(path=str(ARTIFACTS / "vocoder-edited.png"), full_page=True)
     assert not error_toasts(page)
     assert problems == []
 

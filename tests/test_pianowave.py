@@ -294,3 +294,15 @@ def test_the_shipped_tuning_puts_the_source_in_phase_with_fluidsynths_piano():
         sine = pipe.source([note], len(audio))[0][held]
         corr = float(np.corrcoef(sine, audio[held])[0, 1])
         assert corr > 0.3, (note, corr)
+
+
+def test_a_waiting_note_check_says_its_place_in_line(monkeypatch):
+    from tabs.common import Lane
+
+    lane = Lane("piano", slots=1, per_visitor=2)
+    monkeypatch.setattr(tab, "PIANO_LANE", lane)
+    with lane.ticket("someone else") as first:
+        assert first.admitted(timeout=0.1)
+        waiting = tab.check_note("A4", 80, 1.0, 0)
+        assert "number 1 in line" in next(waiting)[2]
+        waiting.close()

@@ -174,6 +174,8 @@ def load_audio(name: str, sample_rate: int = 16000, piece_clip_seconds: float = 
                                 "../shared/data (set GDL_DATA to point elsewhere)")
 
     def read(path: Path) -> np.ndarray:
+        import soundfile as sf
+
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
         audio = audio.mean(axis=1)
         if rate != sample_rate:
@@ -192,3 +194,43 @@ def load_audio(name: str, sample_rate: int = 16000, piece_clip_seconds: float = 
     val_ids = {id(c) for c in held_out(name, clips)}
     return AudioSet(name, description, [c for c in clips if id(c) not in val_ids],
                     [c for c in clips if id(c) in val_ids], sample_rate)
+
+
+# ---------------------------------------------------------------- speech for the vocoders
+SPEECH_RATE = 16000
+
+
+class SpeechClips:
+    """LJSpeech clips as float audio at 16 kHz with their log-mels (models/mel.py), split as
+    the WaveNet tab splits them (the vocoders' training and measurement)."""
+
+    def __init__(self, tiny: bool = False):
+        folder = data_root() / "audio" / AUDIO_SETS["speech"][0]
+        paths = sorted(folder.glob("*.flac"))
+        if not paths:
+            raise FileNotFoundError(f"no clips in {folder}: the training data lives in the "
+                                    "project's ../shared/data (set GDL_DATA to point elsewhere)")
+        val = set(held_out("speech", paths))
+        train = [p for p in paths if p not in val]
+        val = sorted(val)
+        if tiny:
+            train, val = train[:4], val[:2]
+        self.train_paths, self.val_paths = train, val
+        self.train = [self.read(p) for p in train]
+        self.val = [self.read(p) for p in val]
+        from models.mel import log_mel
+
+        self.train_mel = [log_mel(a) for a in self.train]
+        self.val_mel = [log_mel(a) for a in self.val]
+
+    @staticmethod
+    def read(path: Path) -> np.ndarray:
+        import soundfile as sf
+
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        if rate != SPEECH_RATE:
+            raise ValueError(f"{path}: {rate} Hz, expected {SPEECH_RATE}")
+        return audio.mean(1)
+
+    def seconds(self, split: str) -> float:
+        return sum(map(len, getattr(self, split))) / SPEECH_RATE

@@ -88,7 +88,9 @@ def histogram_baseline(data: AudioSet) -> dict:
 
 
 def lr_at(step: int, args) -> float:
-    warm = min(1.0, (step + 1) / 200)
+    """Linear warm-up over 200 steps (from a warm start's step, for its fresh optimiser), then
+    halving every ``half_life`` steps down to ``lr_min``."""
+    warm = min(1.0, (step - getattr(args, "warm_from", 0) + 1) / 200)
     return warm * max(args.lr_min, args.lr * 0.5 ** (step / args.half_life))
 
 
@@ -125,20 +127,32 @@ def noisy(codes: torch.Tensor, sigma: float, rng: np.random.Generator) -> torch.
 
 
 def warm_start(model: WaveNet, ema: WeightAverage, path: str | Path) -> tuple[int, int]:
-    """Start from another run's weights (its last.pt, read without pickles): parameters it
-    lacks (or has in another shape) start at zero, so the model begins as that run's function
-    on the inputs both read; a fresh optimiser.
-    Returns that run's step and samples seen."""
-    state = torch.load(path, weights_only=True, map_location="cpu")
+    """Start from another run's weights: its last.pt (read without pickles) or an exported
+    folder. The projections that bring new inputs in (``cond_proj``, ``source_proj``, and any
+    weight whose shape changed) start at zero, so the model begins as that run's function; the
+    rest of a new branch keeps its fresh initialisation (zero there too would never learn).
+    A fresh optimiser. Returns that run's step and samples seen."""
+    path = Path(path)
+    if path.is_dir():
+        from safetensors.torch import load_file
+
+        weights = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+        record = json.loads((path / "config.json").read_text()).get("training", {})
+        state = dict(model=weights, ema=weights, step=record.get("step", 0),
+                     seen=record.get("samples_seen", 0))
+    else:
+        state = torch.load(path, weights_only=True, map_location="cpu")
     for target, weights in ((model, state["model"]), (ema.module, state["ema"])):
-        own = target.state_dict()        # a weight whose shape changed starts at zero too
-        weights = {k: v for k, v in weights.items() if k not in own or own[k].shape == v.shape}
+        own = target.state_dict()
+        changed = {k for k, v in weights.items() if k in own and own[k].shape != v.shape}
+        weights = {k: v for k, v in weights.items() if k not in changed}
         missing, unexpected = target.load_state_dict(weights, strict=False)
         if unexpected:
             raise ValueError(f"{path} has weights this model lacks: {unexpected}")
         with torch.no_grad():
             for name in missing:
-                target.get_parameter(name).zero_()
+                if name in changed or name.startswith(("cond_proj.", "source_proj.")):
+                    target.get_parameter(name).zero_()
     return int(state["step"]), int(state["seen"])
 
 
@@ -156,10 +170,12 @@ def fit(args, config: WaveNetConfig, device: torch.device, run: RunDir,
         model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, best, seen = state["step"], state["best"], state["seen"]
+        args.warm_from = int(state.get("warm_from", 0))
         print(f"resumed {run.path} at step {step} (best held-out {best:.4f} bits/sample)", flush=True)
     elif getattr(args, "warm_start", None):
         step, seen = warm_start(model, ema, args.warm_start)
-        print(f"warm start from {args.warm_start} at step {step} (new weights zero)", flush=True)
+        args.warm_from = step
+        print(f"warm start from {args.warm_start} at step {step} (new inputs' projections at zero)", flush=True)
     rf = config.receptive_field
     rng = np.random.default_rng(args.seed + step)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
@@ -207,7 +223,7 @@ def fit(args, config: WaveNetConfig, device: torch.device, run: RunDir,
                   f"(EMA {val_ema:.4f}) bits/sample "
                   f"(best {best:.4f}) lr {record['lr']:.2e} {record['seconds']:.0f}s", flush=True)
             run.save(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(),
-                     step=step, best=best, seen=seen)
+                     step=step, best=best, seen=seen, warm_from=getattr(args, "warm_from", 0))
         if out_of_time:
             budget.announce()
             break
