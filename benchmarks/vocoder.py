@@ -31,9 +31,9 @@ def run() -> list[Row]:
             t = time.perf_counter()
             make()
             took = time.perf_counter() - t
-        rows.append(row("vocoder", f"{name}, {seconds:.1f} s sentence, {n_threads} thread"
-                                   f"{'s' if n_threads > 1 else ''}",
-                        f"{took:.2f} s", f"**{seconds / took:.1f}x real time** ({goal})"))
+            rows.append(row("vocoder", f"{name}, {seconds:.1f} s sentence, {n_threads} thread"
+                                       f"{'s' if n_threads > 1 else ''}",
+                            f"{took:.2f} s", f"**{seconds / took:.1f}x real time** ({goal})"))
 
     t = time.perf_counter()
     log_mel(audio)

@@ -236,23 +236,35 @@ def table(times: dict[str, str]) -> str:
         f"| {k} | {v} |\n" for k, v in times.items())
 
 
-def measured() -> str:
-    """The cards' held-out table, said before anyone presses a button."""
-    rows = {}
+def measured() -> tuple[str, str]:
+    """The cards' held-out table, and how far along each learned vocoder is (a model that does
+    not yet beat Griffin-Lim says so), shown before anyone presses a button."""
+    rows, behind = {}, []
     for folder in (GAN, WAVENET):
         m = card(folder)
-        if m:
-            rows.setdefault("original", m["rows"]["original"])
-            rows.setdefault("Griffin-Lim", m["rows"]["griffin_lim"])
-            rows[m["vocoder"]] = m["rows"][m["key"]]
+        if not m:
+            continue
+        rows.setdefault("original", m["rows"]["original"])
+        rows.setdefault("Griffin-Lim", m["rows"]["griffin_lim"])
+        rows[m["vocoder"]] = m["rows"][m["key"]]
+        won = sum(m["beats_griffin_lim"].values())
+        if won < len(m["beats_griffin_lim"]):
+            training = json.loads((WEIGHTS_DIR / folder / "config.json").read_text()).get("training", {})
+            behind.append(f"the {m['vocoder']} beats Griffin-Lim on {won} of "
+                          f"{len(m['beats_griffin_lim'])} measures after "
+                          f"{training.get('hours', 0):.1f} h of training on a CPU")
     if not rows:
-        return ""
-    head = "| | log-mel distance | F0 error | voiced share | STOI | PESQ |\n|---|---|---|---|---|---|\n"
+        return "", ""
+    head = ("| | log-mel distance | F0 error | voiced share | STOI | PESQ |\n"
+            "|---|---|---|---|---|---|\n")
     body = "".join(f"| {k} | {r['mel_db']:.1f} dB | {r['f0_cents']:.0f} cents | "
                    f"{r['voiced_share']:.0%} | {r['stoi']:.3f} | {r['pesq']:.2f} |\n"
                    for k, r in rows.items())
-    return ("**Measured on the held-out sentences** (model cards; lower distance and error and "
-            "higher STOI/PESQ are better):\n\n" + head + body)
+    said = ("**Still learning**: " + "; ".join(behind) + ". Training goes on; until then the "
+            "learned vocoders sound buzzier than Griffin-Lim (their model cards say more).\n\n"
+            if behind else "")
+    return ("Measured on the held-out sentences (model cards; lower distance and error and "
+            "higher STOI/PESQ are better):\n\n" + head + body), said
 
 
 def preview(source, clip, upload):
@@ -275,6 +287,12 @@ def build(ctx: TabContext) -> None:
                 "back into sound: **Griffin-Lim** (no learning), a **GAN** (all at once) and a "
                 "**WaveNet** (one sample at a time). Press **Rebuild**; then change the "
                 "spectrogram and hear what each vocoder does with it.")
+    table_md, behind_md = measured()
+    if behind_md:
+        gr.Markdown(behind_md, elem_id="vocoder-learning")
+    if table_md:
+        with gr.Accordion("How good is each vocoder? (measured)", open=False):
+            gr.Markdown(table_md, elem_id="vocoder-measured")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             source = gr.Radio(SOURCES, value=SOURCES[0], label="Speech",
@@ -322,7 +340,6 @@ def build(ctx: TabContext) -> None:
             times = gr.Markdown("", elem_id="vocoder-times")
             compare = gr.Image(label="spectrograms, aligned", format="png", interactive=False,
                                buttons=["download", "fullscreen"], elem_id="vocoder-compare")
-            gr.Markdown(measured(), elem_id="vocoder-measured")
             gr.Markdown(EXPLAIN)
     source.change(source_changed, source, [clip, upload], queue=False,
                   api_visibility="private")
