@@ -401,3 +401,17 @@ def test_the_tab_rebuilds_through_the_api(client):
     with pytest.raises(AppError, match="Speed|greater than maximum"):
         client.predict(**{**args, "speed": 9}, api_name="/vocoder_rebuild")
     assert "Done" in client.predict(**args, api_name="/vocoder_rebuild")[-1]
+
+
+@pytest.mark.skipif(not speech_data(), reason="the training data is not here")
+def test_a_gan_snapshot_goes_on_where_the_run_stopped(tmp_path):
+    from train.vocoder import main
+
+    out, run, snap = tmp_path / "out", tmp_path / "run", tmp_path / "snap"
+    main(["--model", "gan", "--tiny", "--steps", "10", "--out", str(out), "--run-dir", str(run)])
+    main(["--snapshot", str(run), str(snap)])
+    assert json.loads((snap / "state.json").read_text())["step"] == 10
+    main(["--model", "gan", "--tiny", "--steps", "20", "--out", str(out), "--run-dir",
+          str(tmp_path / "run2"), "--warm-start", str(snap)])
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run2" / "log.jsonl").read_text().splitlines()]
+    assert steps == [20]

@@ -120,6 +120,9 @@ def train_gan(args) -> Path:
         step, seen = state["step"], state["seen"]
         best = state.get("best_score", -math.inf)
         print(f"resumed {run.path} at step {step} (best held-out score {best:.3f})", flush=True)
+    elif args.warm_start:
+        step, seen = load_snapshot(args.warm_start, gen, disc)
+        print(f"warm start from {args.warm_start} at step {step} (fresh optimisers)", flush=True)
     print(f"generator {sum(p.numel() for p in gen.parameters()):,} parameters, discriminators "
           f"{sum(p.numel() for p in disc.parameters()):,}; {clips.seconds('train'):.0f} s "
           f"training, {clips.seconds('val'):.0f} s held out", flush=True)
@@ -190,6 +193,32 @@ def train_gan(args) -> Path:
     return Path(args.out)
 
 
+def snapshot(run_dir: Path, folder: Path) -> None:
+    """A GAN run's weights (generator and discriminators, fp16, each file under 10 MB) and its
+    log, small enough to commit; ``--warm-start FOLDER`` goes on from them with fresh optimisers
+    (the run state with Adam's moments is 60 MB)."""
+    from safetensors.torch import save_file
+
+    state = torch.load(Path(run_dir) / "last.pt", weights_only=True, map_location="cpu")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("gen", "disc"):
+        save_file({k: v.half().contiguous() for k, v in state[name].items()},
+                  str(folder / f"{name}.safetensors"))
+    (folder / "state.json").write_text(json.dumps(dict(step=state["step"], seen=state["seen"])))
+    (folder / "log.jsonl").write_text((Path(run_dir) / "log.jsonl").read_text())
+
+
+def load_snapshot(folder, gen: GanVocoder, disc: Discriminators) -> tuple[int, int]:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    for name, module in (("gen", gen), ("disc", disc)):
+        module.load_state_dict({k: v.float() for k, v in
+                                load_file(str(folder / f"{name}.safetensors")).items()})
+    state = json.loads((folder / "state.json").read_text())
+    return int(state["step"]), int(state["seen"])
+
+
 # --------------------------------------------------------------------------- WaveNet
 def train_wavenet(args) -> Path:
     from .wavenet import fit
@@ -249,7 +278,12 @@ def main(argv=None) -> None:
     p.add_argument("--stft-weight", type=float, default=2.5)
     p.add_argument("--decay", type=float, default=0.98, help="GAN: lr factor per 1000 steps")
     p.add_argument("--measure", type=Path, metavar="FOLDER")
+    p.add_argument("--snapshot", type=Path, nargs=2, metavar=("RUN_DIR", "FOLDER"),
+                   help="GAN: write a run's weights and log, small enough to commit")
     args = p.parse_args(argv)
+    if args.snapshot:
+        snapshot(*args.snapshot)
+        return
     if args.measure:
         from .vocoder_measure import measure
         print(json.dumps(measure(args.measure), indent=2))

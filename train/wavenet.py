@@ -136,8 +136,10 @@ def warm_start(model: WaveNet, ema: WeightAverage, path: str | Path) -> tuple[in
     if path.is_dir():
         from safetensors.torch import load_file
 
-        weights = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
-        record = json.loads((path / "config.json").read_text()).get("training", {})
+        from models.hub import CONFIG_NAME, WEIGHTS_NAME
+
+        weights = {k: v.float() for k, v in load_file(str(path / WEIGHTS_NAME)).items()}
+        record = json.loads((path / CONFIG_NAME).read_text()).get("training", {})
         state = dict(model=weights, ema=weights, step=record.get("step", 0),
                      seen=record.get("samples_seen", 0))
     else:
