@@ -330,18 +330,19 @@ class FastWaveNet:
         self.emb0 = f32(w[:, :, 0].t())
         self.emb1 = f32(w[:, :, 1].t() + model.input_conv.bias)
         L, R, G, S = c.layers, c.residual_channels, c.gate_channels, c.skip_channels
-        self.wd = f32(torch.stack([torch.cat([lay.conv.weight[:, :, 0], lay.conv.weight[:, :, 1]], 1)
-                                   for lay in model.layers]))
+        # every matrix transposed, (inputs, outputs): the loops go input by input
+        self.wd = f32(torch.stack([torch.cat([lay.conv.weight[:, :, 0], lay.conv.weight[:, :, 1]],
+                                             1).t() for lay in model.layers]))
         self.bd = f32(torch.stack([lay.conv.bias for lay in model.layers]))
-        zeros_r = torch.zeros(R, G)
-        self.wr = f32(torch.stack([lay.res.weight[:, :, 0] if lay.res is not None else zeros_r
+        zeros_r = torch.zeros(G, R)
+        self.wr = f32(torch.stack([lay.res.weight[:, :, 0].t() if lay.res is not None else zeros_r
                                    for lay in model.layers]))
         self.br = f32(torch.stack([lay.res.bias if lay.res is not None else torch.zeros(R)
                                    for lay in model.layers]))
-        self.ws = f32(torch.stack([lay.skip.weight[:, :, 0] for lay in model.layers]))
+        self.ws = f32(torch.stack([lay.skip.weight[:, :, 0].t() for lay in model.layers]))
         self.bs = f32(sum(lay.skip.bias for lay in model.layers))
-        self.wh1, self.bh1 = f32(model.head1.weight[:, :, 0]), f32(model.head1.bias)
-        self.wh2, self.bh2 = f32(model.head2.weight[:, :, 0]), f32(model.head2.bias)
+        self.wh1, self.bh1 = f32(model.head1.weight[:, :, 0].t()), f32(model.head1.bias)
+        self.wh2, self.bh2 = f32(model.head2.weight[:, :, 0].t()), f32(model.head2.bias)
         self.dil = np.array(c.dilations, dtype=np.int64)
         size = 1 << int(max(c.dilations)).bit_length()        # a power of two > max dilation
         self.hist = np.zeros((L, size, R), np.float32)
@@ -355,8 +356,8 @@ class FastWaveNet:
         self.cb = np.zeros((1, L, 2 * G), np.float32)        # no roll: zero gate biases
         self.roll: np.ndarray | None = None
         H = max(1, c.source_channels)
-        self.wsrc = (f32(model.source_proj.weight[:, :, 0]) if c.source_channels
-                     else np.zeros((R, H), np.float32))
+        self.wsrc = (f32(model.source_proj.weight[:, :, 0].t()) if c.source_channels
+                     else np.zeros((H, R), np.float32))
         self.src = np.zeros((1, H), np.float32)             # no source: zeros
 
     @property

@@ -19,7 +19,7 @@ from models.audio import AudioError, normalise, read_audio, spectrogram, wav_byt
 from models.hub import REPO_ROOT, WEIGHTS_DIR, from_pretrained
 from models.runtime import generator
 from models.wavenet import (SILENCE, FastWaveNet, IncrementalState, WaveNet, WaveNetConfig,
-                            WaveNetPipeline, generate_incremental, generate_naive, mu_law_decode,
+                            WaveNetPipeline, WaveRounds, generate_incremental, generate_naive, mu_law_decode,
                             mu_law_encode, prepare_primer, receptive_field,
                             teacher_forced_logits)
 from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
@@ -298,29 +298,56 @@ def test_seed_reproduces_audio_and_chunking_does_not_change_it():
     assert (np.concatenate(parts) == a).all()
 
 
-def test_visitors_taking_turns_hear_what_they_would_alone():
-    pipe = WaveNetPipeline(tiny())
-    primer = np.sin(np.linspace(0, 60, 700)).astype(np.float32) * 0.5
-    asks = [(1234, 1.0, None, 0), (3000, 0.8, primer, 1), (900, 0.0, None, 2), (2500, 1.3, None, 3),
-            (1234, 1.0, None, 0), (2000, 1.0, primer, 5)]
-    alone = [np.concatenate(list(pipe.stream(n, t, primer=pr, generator=generator(seed))))
-             for n, t, pr, seed in asks]
+def heard_together(pipe: WaveNetPipeline, asks: list[dict]) -> list[np.ndarray]:
+    """Each ask's samples through stream_shared, all asked at once from threads of their own
+    (every third one a moment later)."""
     shared = [None] * len(asks)
     gate = threading.Barrier(len(asks))
 
-    def visit(i, n, t, pr, seed):
+    def visit(i, ask):
         gate.wait()
-        shared[i] = np.concatenate(list(pipe.stream_shared(n, t, primer=pr, generator=generator(seed),
-                                                           chunk=400)))
+        time.sleep(0.002 * (i % 3))
+        shared[i] = np.concatenate(list(pipe.stream_shared(**ask, chunk=300)))
 
-    threads = [threading.Thread(target=visit, args=(i, *a)) for i, a in enumerate(asks)]
+    threads = [threading.Thread(target=visit, args=(i, a)) for i, a in enumerate(asks)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
-    for got, want in zip(shared, alone):
+    return shared
+
+
+def test_visitors_taking_turns_hear_what_they_would_alone():
+    pipe = WaveNetPipeline(tiny())
+    primer = np.sin(np.linspace(0, 60, 700)).astype(np.float32) * 0.5
+    asks = [dict(n=n, temperature=t, primer=pr, generator=generator(seed)) for n, t, pr, seed in
+            [(1234, 1.0, None, 0), (3000, 0.8, primer, 1), (900, 0.0, None, 2),
+             (2500, 1.3, None, 3), (1234, 1.0, None, 0), (2000, 1.0, primer, 5)]]
+    alone = [np.concatenate(list(pipe.stream(**a))) for a in asks]
+    for a, seed in zip(asks, (0, 1, 2, 3, 0, 5)):
+        a["generator"] = generator(seed)
+    for got, want in zip(heard_together(pipe, asks), alone):
         np.testing.assert_array_equal(got, want)
-    assert sum(r.turns for r in pipe._rounds) >= sum(n for n, *_ in asks) / 800   # in turns
+    assert sum(r.turns for r in pipe._rounds) >= sum(a["n"] for a in asks) / 800   # in turns
+
+
+def test_conditioned_visitors_taking_turns_hear_what_they_would_alone():
+    """Eleven generations with rolls and sources of their own lengths, on one core in turns of
+    100 samples: each gets exactly the codes its seed gets alone."""
+    pipe = WaveNetPipeline(tiny_conditioned(3, source=2))
+    rng = np.random.default_rng(0)
+    asks = [dict(n=int(rng.integers(2000, 20000)), temperature=float(rng.choice([0.0, 0.7, 1.4])),
+                 roll=random_roll(int(rng.integers(5, 400)), seed=i),
+                 source=rng.standard_normal((2, int(rng.integers(1, 900)))).astype(np.float32))
+            for i in range(11)]
+    alone = [np.concatenate(list(pipe.stream(**a, generator=generator(i))))
+             for i, a in enumerate(asks)]
+    for i, a in enumerate(asks):
+        a["generator"] = generator(i)
+    pipe._rounds = [WaveRounds(round_samples=100)]
+    for got, want in zip(heard_together(pipe, asks), alone):
+        np.testing.assert_array_equal(got, want)
+    assert pipe._rounds[0].turns >= sum(a["n"] for a in asks) / 100
 
 
 def test_a_listener_who_leaves_frees_their_stream():
