@@ -132,7 +132,7 @@ def measure(endpoints: list[str], counts: list[int], seconds: float, grace: floa
     rows = []
     try:
         for endpoint in endpoints:
-            load(url, endpoint, 1, 0.1, 600, 1)          # warm: the model loads once, untimed
+            load(url, endpoint, 1, 600, 600, 1)          # warm: one request, untimed
             for n in counts:
                 t, server, client = time.monotonic(), cpu_seconds(proc.pid), time.process_time()
                 r = load(url, endpoint, n, seconds, grace, max_requests)

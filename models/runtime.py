@@ -124,16 +124,24 @@ def single_threaded(workers: int) -> ThreadPoolExecutor:
         return _SINGLE[workers]
 
 
-def start_single_threaded(target: Callable[[], None], name: str) -> threading.Thread:
+def start_single_threaded(target: Callable[[], None], name: str, nice: int = 0
+                          ) -> threading.Thread:
     """Start a daemon thread whose PyTorch work uses one intra-op thread (see
     :func:`single_threaded`); the default for threads made later is put back. Small ops in a
-    thread other than the main one run far slower on two OpenMP threads (docs/charlm.md)."""
+    thread other than the main one run far slower on two OpenMP threads (docs/charlm.md).
+    ``nice`` lowers the thread's own scheduling priority (Linux), for long work that should
+    yield the cores to the server's short tasks."""
     before = torch.get_num_threads()
     started = threading.Event()
 
     def run() -> None:
         torch.get_num_threads()      # PyTorch's per-thread setup first: it would read the default
         torch.set_num_threads(1)     # back (after it is restored below) and undo this
+        if nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+            except (AttributeError, OSError):
+                pass
         started.set()
         target()
 

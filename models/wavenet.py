@@ -26,6 +26,7 @@ the tempered softmax's CDF with it, so the same seed gives the same audio on eve
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import os
@@ -344,21 +345,33 @@ class FastWaveNet:
         self.wh1, self.bh1 = f32(model.head1.weight[:, :, 0].t()), f32(model.head1.bias)
         self.wh2, self.bh2 = f32(model.head2.weight[:, :, 0].t()), f32(model.head2.bias)
         self.dil = np.array(c.dilations, dtype=np.int64)
+        self.model = model
+        H = max(1, c.source_channels)
+        self.wsrc = (f32(model.source_proj.weight[:, :, 0].t()) if c.source_channels
+                     else np.zeros((H, R), np.float32))
+        self._new_state()
+
+    def _new_state(self) -> None:
+        c = self.config
+        L, R, G = c.layers, c.residual_channels, c.gate_channels
         size = 1 << int(max(c.dilations)).bit_length()        # a power of two > max dilation
         self.hist = np.zeros((L, size, R), np.float32)
         self.scratch = (np.zeros(2 * R, np.float32), np.zeros(2 * G, np.float32),
-                        np.zeros(G, np.float32), np.zeros(S, np.float32),
+                        np.zeros(G, np.float32), np.zeros(c.skip_channels, np.float32),
                         np.zeros(c.head_channels, np.float32), np.zeros(c.quantization, np.float32))
         # t, previous code, next code to feed, the roll's first sample, samples per frame,
         # the source's first sample
         self.state = np.array([0, -1, -1, 0, max(1, c.cond_hop), 0], np.int64)
-        self.model = model
         self.cb = np.zeros((1, L, 2 * G), np.float32)        # no roll: zero gate biases
         self.roll: np.ndarray | None = None
-        H = max(1, c.source_channels)
-        self.wsrc = (f32(model.source_proj.weight[:, :, 0].t()) if c.source_channels
-                     else np.zeros((H, R), np.float32))
-        self.src = np.zeros((1, H), np.float32)             # no source: zeros
+        self.src = np.zeros((1, max(1, c.source_channels)), np.float32)   # no source: zeros
+
+    def fresh(self) -> "FastWaveNet":
+        """A new generation's state that shares this one's weights (laid out once per model;
+        read only by the loop)."""
+        new = copy.copy(self)
+        new._new_state()
+        return new
 
     @property
     def weights(self) -> tuple:
@@ -455,6 +468,7 @@ class _Voice:
     def __init__(self, fast: FastWaveNet, n: int, temperature: float, u: np.ndarray, chunk: int):
         self.fast, self.n, self.temperature, self.u, self.chunk = fast, n, temperature, u, chunk
         self.done_codes = 0
+        self.first = max(1, chunk // 10)             # the first piece: a tenth of a chunk
         self.handed = 0                               # codes handed out so far
         self.pending: list[np.ndarray] = []          # codes not yet handed out
         self.out: queue.SimpleQueue = queue.SimpleQueue()
@@ -464,7 +478,7 @@ class _Voice:
         self.pending.append(codes)
         self.done_codes += len(codes)
         # a tenth of a chunk first: with many streams sharing the loop, the first sound comes soon
-        wanted = self.chunk if self.handed else max(1, self.chunk // 10)
+        wanted = self.chunk if self.handed else self.first
         if sum(map(len, self.pending)) >= wanted or self.done_codes >= self.n:
             codes = np.concatenate(self.pending)
             self.handed += len(codes)
@@ -485,7 +499,9 @@ class WaveRounds:
         self.waiting: list[_Voice] = []
         self.wake = threading.Condition()
         self.turns = 0
-        start_single_threaded(self._work, "wavenet-rounds")
+        # below the server's own threads: encoding a visitor's first second of audio and
+        # answering the page come before the next turn (32 visitors at once: docs/wavenet.md)
+        start_single_threaded(self._work, "wavenet-rounds", nice=5)
 
     def stream(self, fast: FastWaveNet, n: int, temperature: float, u: np.ndarray,
                chunk: int) -> Iterator[np.ndarray]:
@@ -512,7 +528,9 @@ class WaveRounds:
                     self.wake.wait()
                 self.voices = [v for v in self.voices if not v.gone.is_set() and v.done_codes < v.n]
                 room = self.max_streams - len(self.voices)
-                self.voices += self.waiting[:room]
+                # newcomers first, their first turn as long as their first piece: a visitor
+                # waits at most for the turn in progress and the newcomers ahead of them
+                self.voices = self.waiting[:room] + self.voices
                 self.waiting = self.waiting[room:]
                 voices = list(self.voices)
             for v in voices:
@@ -520,8 +538,8 @@ class WaveRounds:
                     continue
                 try:
                     start = v.done_codes
-                    codes = v.fast.step_codes(min(self.round, v.n - start), v.temperature,
-                                              v.u[start:start + self.round])
+                    turn = min(self.round if start else max(self.round, v.first), v.n - start)
+                    codes = v.fast.step_codes(turn, v.temperature, v.u[start:start + turn])
                     self.turns += 1
                     v.publish(codes)
                 except Exception as exc:      # never leave a visitor waiting on a dead worker
@@ -538,6 +556,8 @@ class WaveNetPipeline:
         self.model, self.config = model.eval(), model.config
         self._rounds: list[WaveRounds] | None = None
         self._lock = threading.Lock()
+        self._layout: FastWaveNet | None = None               # the weights, laid out once
+        self._silence: tuple[np.ndarray, np.ndarray] | None = None   # state after the silence
 
     def rounds(self) -> WaveRounds:
         """The least busy of this model's :class:`WaveRounds`, one per core (started on first
@@ -575,10 +595,21 @@ class WaveNetPipeline:
                source: np.ndarray | None = None) -> FastWaveNet:
         """A fast state with the roll (conditioned models: (features, frames), frame 0 at the
         first new sample), the source where the model reads one, and the primer fed."""
-        fast = FastWaveNet(self.model)
+        with self._lock:
+            if self._layout is None:
+                self._layout = FastWaveNet(self.model)
+        fast = self._layout.fresh()
         if roll is not None:
             fast.set_roll(roll, source)
-        fast.prime(None if primer is None else mu_law_encode(primer))
+        if primer is not None or roll is not None:
+            fast.prime(None if primer is None else mu_law_encode(primer))
+            return fast
+        # most visitors start from silence: its buffers are computed once and copied
+        if self._silence is None:
+            first = self._layout.fresh()
+            first.prime(None)
+            self._silence = first.hist, first.state
+        fast.hist[:], fast.state[:] = self._silence
         return fast
 
     def stream(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,

@@ -44,7 +44,8 @@ TEXT_LANE = Lane("text", slots=TEXT_STREAMS, per_visitor=TEXT_PER_VISITOR)
 
 
 PIPELINES = {label: Lazy(f"the {label} language model",
-                         lambda report, folder=CHECKPOINTS[label]: CharSampler.from_pretrained(folder))
+                         lambda report, folder=CHECKPOINTS[label]: CharSampler.from_pretrained(folder),
+                         warm=True)
              for label in MODEL_NAMES}
 
 EXPLAIN = """

@@ -199,10 +199,14 @@ def seed_value(value: Any) -> int:
 
 class Lazy(Generic[T]):
     """A pipeline built on first use (never at import), once, with progress while it loads:
-    each tab keeps its own in ``PIPELINES`` (label -> Lazy)."""
+    each tab keeps its own in ``PIPELINES`` (label -> Lazy). ``warm`` ones (small models a
+    classroom presses first) are also loaded by the server right after it starts
+    (``app.warm_up``), so the first thirty visitors do not wait for a load."""
 
-    def __init__(self, title: str, factory: Callable[[Callable[[float, str], None]], T]):
+    def __init__(self, title: str, factory: Callable[[Callable[[float, str], None]], T],
+                 warm: bool = False):
         self.title = title
+        self.warm = warm
         self._factory = factory
         self._value: T | None = None
         self._lock = threading.Lock()

@@ -33,7 +33,8 @@ TILE = 96              # a face in a mosaic: 64 px shown at 1.5x
 GAP = 2
 
 PIPELINES = {"faces": Lazy("the DCGAN and the face classifier",
-                           lambda report: FacePipeline.from_pretrained(GENERATOR, CLASSIFIER, report))}
+                           lambda report: FacePipeline.from_pretrained(GENERATOR, CLASSIFIER, report),
+                           warm=True)}
 
 
 def pipeline(progress: gr.Progress | None = None) -> FacePipeline:

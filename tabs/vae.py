@@ -24,7 +24,8 @@ GRID_PX = 560        # the mosaic is drawn at least this big, cells in whole pix
 Z_LIMIT = 10.0       # the prior is N(0, I): beyond 10 sigma nothing was ever trained
 
 
-PIPELINES = {label: Lazy(f"the {label} VAE", lambda report, name=name: LatentExplorer.from_pretrained(name))
+PIPELINES = {label: Lazy(f"the {label} VAE", lambda report, name=name: LatentExplorer.from_pretrained(name),
+                         warm=True)
              for label, name in CHECKPOINTS.items()}
 
 EXPLAIN = """

@@ -42,7 +42,8 @@ def _config(folder: str) -> dict:
 
 
 PIPELINES = {label: Lazy(f"the {label} WaveNet",
-                         lambda report, folder=folder: WaveNetPipeline.from_pretrained(folder, report))
+                         lambda report, folder=folder: WaveNetPipeline.from_pretrained(folder, report),
+                         warm=True)
              for label, folder in CHECKPOINTS.items() if label in MODEL_NAMES}
 
 

@@ -48,6 +48,19 @@ def test_models_are_not_loaded_at_import():
     assert out.stdout.strip().endswith("[]") and int(out.stdout.split()[0]) >= 4
 
 
+def test_the_warm_up_loads_the_classroom_models_and_no_heavy_one():
+    """Started with the server: the small models a class presses first are loaded in the
+    background; the big ones (VGG19, Inception, vocoders) still wait for their tab."""
+    code = ("import app, sys; app.warm_up().join(300); "
+            "warm = [m.title for m in app.PIPELINES if m.warm]; "
+            "wrong = [m.title for m in app.PIPELINES if m.loaded != m.warm]; "
+            "print(warm, wrong); sys.exit(1 if wrong or not warm else 0)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+    assert "WaveNet" in run.stdout and "language model" in run.stdout
+
+
 def test_the_registry_builds_one_landing_entry_and_one_tab_per_technique():
     import app
     from tabs.common import GROUPS, Technique

@@ -298,6 +298,19 @@ def test_seed_reproduces_audio_and_chunking_does_not_change_it():
     assert (np.concatenate(parts) == a).all()
 
 
+def test_states_share_the_weights_layout_and_the_silence_but_not_their_buffers():
+    """The pipeline lays the weights out once and primes silence once: every later start is
+    a copy, and generates what a state laid out and primed from scratch generates."""
+    model = tiny()
+    pipe = WaveNetPipeline(model)
+    want = mu_law_decode(FastWaveNet(model).generate(2000, 1.0, generator=generator(3)))
+    a, b = pipe.primed(None, None), pipe.primed(None, None)
+    assert a.wd is b.wd and a.hist is not b.hist and a.state is not b.state
+    for _ in range(2):
+        np.testing.assert_array_equal(pipe(2000, 1.0, generator=generator(3)), want)
+    np.testing.assert_array_equal(pipe._silence[1], b.state)   # untouched by the generations
+
+
 def heard_together(pipe: WaveNetPipeline, asks: list[dict]) -> list[np.ndarray]:
     """Each ask's samples through stream_shared, all asked at once from threads of their own
     (every third one a moment later)."""
