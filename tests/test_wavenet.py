@@ -653,6 +653,24 @@ def test_wavenet_streams_audio_and_a_seed_reproduces_it(client):
 
 
 @needs_wavenet
+def test_a_class_generating_at_once_each_hears_their_own_seed(client, app_url):
+    """Six visitors (own sessions) press Generate together with their own seeds and lengths,
+    taking turns in the shared loop, while another leaves a long one half-way (cancelled, as a
+    closed tab): each WAV is the one their settings give alone."""
+    from gradio_client import Client
+
+    asks = [{**WAVE, "seed": 40 + i, "seconds": 0.5 + 0.25 * i} for i in range(6)]
+    alone = [read_wav(client.predict(**kw, api_name="/wavenet_generate")[2])[0] for kw in asks]
+    visitors = [Client(app_url, verbose=False) for _ in range(len(asks) + 1)]
+    leaver = visitors[-1].submit(**{**WAVE, "seconds": 30}, api_name="/wavenet_generate")
+    jobs = [v.submit(**kw, api_name="/wavenet_generate") for v, kw in zip(visitors, asks)]
+    time.sleep(0.5)
+    leaver.cancel()
+    for job, want in zip(jobs, alone):
+        np.testing.assert_array_equal(read_wav(job.result(timeout=120)[2])[0], want)
+
+
+@needs_wavenet
 def test_wavenet_continues_an_uploaded_primer(client, tmp_path):
     import numpy as np
     import soundfile as sf
