@@ -142,8 +142,8 @@ PIPELINES = [lazy for module in available() for lazy in module.PIPELINES.values(
 
 def warm_up() -> threading.Thread:
     """Load the small models a classroom presses first (``Lazy(warm=True)``) on a background
-    thread at low priority, while the server already answers: measured with 32 visitors at
-    once, the first wave otherwise waited seconds for a model load and a compile."""
+    thread at low priority while the server already answers, so a class's first presses do
+    not wait for a model load and a compile."""
     def run() -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)   # this thread only

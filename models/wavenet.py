@@ -330,7 +330,7 @@ class FastWaveNet:
         w = model.input_conv.weight
         self.emb0 = f32(w[:, :, 0].t())
         self.emb1 = f32(w[:, :, 1].t() + model.input_conv.bias)
-        L, R, G, S = c.layers, c.residual_channels, c.gate_channels, c.skip_channels
+        R, G = c.residual_channels, c.gate_channels
         # every matrix transposed, (inputs, outputs): the loops go input by input
         self.wd = f32(torch.stack([torch.cat([lay.conv.weight[:, :, 0], lay.conv.weight[:, :, 1]],
                                              1).t() for lay in model.layers]))

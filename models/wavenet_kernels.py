@@ -60,33 +60,23 @@ def _gate(a, b):
     return _tanh(a) * (_HALF + _HALF * _tanh(_HALF * b))
 
 
-def _unrolled_tile(outputs: int, rows: int):
-    """A compiled tile: out[o + p, b + q] += sum over i of wt[i, o + p] * x[i, b + q] for
-    p < outputs, q < rows, its sums held in registers through the loop over i and added in
-    order of i (rows=0: x and out are one-dimensional, one row; rows=-1: column b of
-    two-dimensional ones). Unsigned indices (no negative wrap-around) let LLVM's SLP
-    vectoriser turn the written-out sums into vector FMAs."""
-    cols = range(max(rows, 1))
-    if rows == 0:
-        cell, xin = (lambda p, q: f"[o + U({p})]"), (lambda q: "x[i]")
-    elif rows == -1:
-        cell, xin = (lambda p, q: f"[o + U({p}), b]"), (lambda q: "x[i, b]")
-    else:
-        cell, xin = (lambda p, q: f"[o + U({p}), b + U({q})]"), (lambda q: f"x[i, b + U({q})]")
-    src = ["def tile(x, wt, out, o, b, n):"]
-    src += [f"    a{p}_{q} = out{cell(p, q)}" for p in range(outputs) for q in cols]
-    src += ["    for i in range(U(0), n):"]
-    src += [f"        w{p} = wt[i, o + U({p})]" for p in range(outputs)]
-    src += [f"        x{q} = {xin(q)}" for q in cols]
-    src += [f"        a{p}_{q} += w{p} * x{q}" for p in range(outputs) for q in cols]
-    src += [f"    out{cell(p, q)} = a{p}_{q}" for p in range(outputs) for q in cols]
+def _unrolled_tile(outputs: int):
+    """A compiled tile: out[o + p] += sum over i of wt[i, o + p] * x[i] for p < outputs, the
+    sums held in registers through the loop over i and added in order of i. Unsigned indices
+    (no negative wrap-around) let LLVM's SLP vectoriser turn the written-out sums into vector
+    FMAs."""
+    src = ["def tile(x, wt, out, o, n):"]
+    src += [f"    a{p} = out[o + U({p})]" for p in range(outputs)]
+    src += ["    for i in range(U(0), n):", "        xi = x[i]"]
+    src += [f"        a{p} += wt[i, o + U({p})] * xi" for p in range(outputs)]
+    src += [f"    out[o + U({p})] = a{p}" for p in range(outputs)]
     scope = {"U": np.uint64}
     exec("\n".join(src), scope)
     return numba.njit(inline="always", fastmath=_FLAGS)(scope["tile"])
 
 
 _U = np.uint64
-_vec32, _vec8, _vec1 = _unrolled_tile(32, 0), _unrolled_tile(8, 0), _unrolled_tile(1, 0)
+_vec32, _vec8, _vec1 = _unrolled_tile(32), _unrolled_tile(8), _unrolled_tile(1)
 
 
 @numba.njit(inline="always", fastmath=_FLAGS)
@@ -96,13 +86,13 @@ def _add_vecmat(x, wt, out):
     n, m = wt.shape
     n, m, o = _U(n), _U(m), _U(0)
     while o + _U(32) <= m:
-        _vec32(x, wt, out, o, _U(0), n)
+        _vec32(x, wt, out, o, n)
         o += _U(32)
     while o + _U(8) <= m:
-        _vec8(x, wt, out, o, _U(0), n)
+        _vec8(x, wt, out, o, n)
         o += _U(8)
     while o < m:
-        _vec1(x, wt, out, o, _U(0), n)
+        _vec1(x, wt, out, o, n)
         o += _U(1)
 
 

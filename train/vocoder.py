@@ -280,6 +280,10 @@ def main(argv=None) -> None:
     p.add_argument("--measure", type=Path, metavar="FOLDER")
     p.add_argument("--snapshot", type=Path, nargs=2, metavar=("RUN_DIR", "FOLDER"),
                    help="GAN: write a run's weights and log, small enough to commit")
+    # the GAN's own defaults for the flags it shares with the WaveNet trainer
+    chosen, _ = p.parse_known_args(argv)
+    if chosen.model == "gan":
+        p.set_defaults(channels=128, lr=2e-4, batch_size=8)
     args = p.parse_args(argv)
     if args.snapshot:
         snapshot(*args.snapshot)
@@ -296,12 +300,6 @@ def main(argv=None) -> None:
     if args.eval_every is None:
         args.eval_every = 10 if args.tiny else (200 if gan else 250)
     if gan:
-        if args.channels == 32 and "--channels" not in argv:
-            args.channels = 128
-        if args.lr == 1e-3 and "--lr" not in argv:
-            args.lr = 2e-4
-        if args.batch_size == 4 and "--batch-size" not in argv:
-            args.batch_size = 8
         if args.tiny:
             args.segment, args.batch_size, args.adv_start, args.disc_width = 1600, 2, 5, 4
     elif args.tiny:
