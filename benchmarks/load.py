@@ -1,5 +1,5 @@
 """A classroom at once: the app in its own process on loopback, N simulated visitors per endpoint
-calling it with the endpoint's default arguments through ``gradio_client`` for a fixed time.
+calling it with the endpoint's default arguments (the values the page shows) for a fixed time.
 
     python -m benchmarks.load                          # the table's rows (1, 8, 32 visitors)
     python -m benchmarks.load --visitors 32 --seconds 60 text_generate faces_pick
@@ -10,21 +10,25 @@ p50/p95 seconds to the first output and to completion, completed requests, error
 server's peak resident memory over the whole run. Bounded: at most ``--max-requests`` per
 visitor.
 
-The visitors stand in for browsers on their own machines: they run in up to eight client
-processes (not one GIL for all), at ``--visitor-nice`` below the app, and leave output files
-on the server instead of downloading them (the app still writes and serves them). Even so
-``gradio_client`` costs them about 75 ms of CPU per request, so on two cores the light events'
-closed loop is bounded by the visitors, not the app (the table gives both CPU totals).
+The visitors stand in for browsers on their own machines: each speaks the queue protocol as the
+page does (one session, one kept-alive connection: ``Browser``), they run in up to eight client
+processes (not one GIL for all) at ``--visitor-nice`` below the app, and read outputs' URLs
+without downloading them (the app still writes and serves them). ``--client gradio`` uses
+``gradio_client`` instead, which costs about 75 ms of CPU per request on this machine (a new
+connection and TLS context each time); at 32 visitors that bounded the light events' closed loop,
+not the app.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,11 +84,71 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+class GradioClient:
+    """One visitor through ``gradio_client`` (``--client gradio``), downloading nothing."""
+
+    def __init__(self, url: str, endpoint: str):
+        from gradio_client import Client
+
+        self.client, self.endpoint = Client(url, verbose=False, download_files=False), endpoint
+
+    def request(self) -> tuple[float | None, float]:
+        t0, first = time.monotonic(), None
+        job = self.client.submit(**REQUIRED.get(self.endpoint, {}), api_name=f"/{self.endpoint}")
+        for _ in job:
+            if first is None:
+                first = time.monotonic() - t0
+        job.result()
+        return first, time.monotonic() - t0
+
+
+class Browser:
+    """One visitor speaking the queue protocol as the web page does: a join (POST) with the
+    inputs' values as the page shows them, then the event stream (GET), over one kept-alive
+    connection. ``gradio_client`` opens new connections (and a new TLS context) per request and
+    costs about 75 ms of CPU each, which here is the app's own machine (``--client gradio``)."""
+
+    def __init__(self, url: str, endpoint: str):
+        import httpx
+
+        config = httpx.get(url.rstrip("/") + "/config", timeout=30).json()
+        dep = next(d for d in config["dependencies"] if d.get("api_name") == endpoint)
+        props = {c["id"]: c.get("props", {}) for c in config["components"]}
+        self.payload = {"data": [props[i].get("value") for i in dep["inputs"]],
+                        "fn_index": dep["id"], "trigger_id": (dep.get("targets") or [[None]])[0][0],
+                        "event_data": None}
+        prefix = config.get("api_prefix", "/gradio_api").strip("/")
+        self.http = httpx.Client(base_url=f"{url.rstrip('/')}/{prefix}/", timeout=None)
+        self.session = uuid.uuid4().hex           # one page, one session, as a browser tab
+        self.output = None                        # the last completed event's output values
+
+    def request(self) -> tuple[float | None, float]:
+        """Seconds to the first output (None if only the end came) and to the end."""
+        t0, first = time.monotonic(), None
+        joined = self.http.post("queue/join", json={**self.payload, "session_hash": self.session})
+        joined.raise_for_status()
+        event = joined.json()["event_id"]
+        with self.http.stream("GET", "queue/data", params={"session_hash": self.session}) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                msg = json.loads(line[5:])
+                kind = msg.get("msg") if msg.get("event_id") == event else None
+                if kind == "process_generating" and first is None:
+                    first = time.monotonic() - t0
+                elif kind == "process_completed":
+                    if not msg.get("success", False):
+                        raise RuntimeError(str(msg.get("output", {}).get("error"))[:200])
+                    self.output = msg["output"].get("data")
+                    return first, time.monotonic() - t0
+        raise RuntimeError("the stream ended before the event completed")
+
+
 def visitor(url: str, endpoint: str, until: float, max_requests: int, out: Result,
-            lock: threading.Lock) -> None:
-    from gradio_client import Client
+            lock: threading.Lock, client: str = "browser") -> None:
+    """Ask, read the answer to its end, ask again, until the time is up."""
     try:
-        client = Client(url, verbose=False, download_files=False)
+        who = (Browser if client == "browser" else GradioClient)(url, endpoint)
     except Exception as exc:                  # noqa: BLE001 - counted, not raised
         with lock:
             out.errors.append(f"connect: {exc}")
@@ -92,32 +156,26 @@ def visitor(url: str, endpoint: str, until: float, max_requests: int, out: Resul
     for _ in range(max_requests):
         if time.monotonic() >= until:
             return
-        t0 = time.monotonic()
-        first = None
         try:
-            job = client.submit(**REQUIRED.get(endpoint, {}), api_name=f"/{endpoint}")
-            for _ in job:
-                if first is None:
-                    first = time.monotonic() - t0
-            job.result()
+            first, total = who.request()
         except Exception as exc:              # noqa: BLE001 - counted, not raised
             with lock:
                 out.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
             continue
-        total = time.monotonic() - t0
         with lock:
             out.first.append(total if first is None else first)
             out.done.append(total)
 
 
 def visitors_in_one_process(url: str, endpoint: str, visitors: int, until: float, grace: float,
-                            max_requests: int) -> Result:
+                            max_requests: int, client: str = "browser") -> Result:
     """``visitors`` threads of one client process (its own GIL, as a browser has its own
     machine); their CPU seconds go in ``client_cpu``."""
     result, lock = Result(), threading.Lock()
     cpu = time.process_time()
-    threads = [threading.Thread(target=visitor, args=(url, endpoint, until, max_requests, result, lock),
-                                daemon=True) for _ in range(visitors)]
+    threads = [threading.Thread(target=visitor, daemon=True,
+                                args=(url, endpoint, until, max_requests, result, lock, client))
+               for _ in range(visitors)]
     for t in threads:
         t.start()
     for t in threads:
@@ -131,7 +189,7 @@ def visitors_in_one_process(url: str, endpoint: str, visitors: int, until: float
 
 
 def load(url: str, endpoint: str, visitors: int, seconds: float, grace: float,
-         max_requests: int, processes: int = 8) -> Result:
+         max_requests: int, processes: int = 8, client: str = "browser") -> Result:
     """The visitors spread over up to ``processes`` client processes: 32 threads in one Python
     process spent most of the run waiting for each other's GIL, and the light events measured
     the client, not the app."""
@@ -139,7 +197,7 @@ def load(url: str, endpoint: str, visitors: int, seconds: float, grace: float,
     groups = [len(part) for part in np.array_split(np.arange(visitors), min(processes, visitors))]
     with multiprocessing.get_context("fork").Pool(len(groups)) as pool:
         parts = pool.starmap(visitors_in_one_process,
-                             [(url, endpoint, k, until, grace, max_requests) for k in groups])
+                             [(url, endpoint, k, until, grace, max_requests, client) for k in groups])
     result = Result()
     for part in parts:
         result.first += part.first
@@ -154,7 +212,8 @@ def pct(values: list[float], q: float) -> str:
 
 
 def measure(endpoints: list[str], counts: list[int], seconds: float, grace: float,
-            max_requests: int, visitor_nice: int = 0) -> tuple[list[tuple], float]:
+            max_requests: int, visitor_nice: int = 0, client: str = "browser"
+            ) -> tuple[list[tuple], float]:
     port = free_port()
     proc = start_app(port)
     if visitor_nice:
@@ -165,10 +224,10 @@ def measure(endpoints: list[str], counts: list[int], seconds: float, grace: floa
     rows = []
     try:
         for endpoint in endpoints:
-            load(url, endpoint, 1, 600, 600, 1)          # warm: one request, untimed
+            load(url, endpoint, 1, 600, 600, 1, client=client)   # warm: one request, untimed
             for n in counts:
                 t, server = time.monotonic(), cpu_seconds(proc.pid)
-                r = load(url, endpoint, n, seconds, grace, max_requests)
+                r = load(url, endpoint, n, seconds, grace, max_requests, client=client)
                 r.wall = time.monotonic() - t
                 r.server_cpu = cpu_seconds(proc.pid) - server
                 rows.append((endpoint, n, r))
@@ -186,11 +245,13 @@ def measure(endpoints: list[str], counts: list[int], seconds: float, grace: floa
 
 
 def run(endpoints: list[str] | None = None, counts=(1, 8, 32), seconds: float = 60,
-        grace: float = 240, max_requests: int = 50, visitor_nice: int = 10) -> list[Row]:
+        grace: float = 240, max_requests: int = 50, visitor_nice: int = 10,
+        client: str = "browser") -> list[Row]:
     results, peak = measure(endpoints or ENDPOINTS, list(counts), seconds, grace, max_requests,
-                            visitor_nice)
+                            visitor_nice, client)
     out = []
     place = f", visitors at nice {visitor_nice}" if visitor_nice else ""
+    place += ", gradio_client" if client == "gradio" else ""
     for endpoint, n, r in results:
         out.append(row("load", f"{endpoint}, {n} visitor(s){place}: first output p50 / p95",
                        f"{pct(r.first, 50)} / {pct(r.first, 95)} s",
@@ -211,9 +272,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--visitor-nice", type=int, default=10,
                         help="scheduling priority of the simulated visitors below the app's "
                              "(0: the same, as the figures before issue 31's second part)")
+    parser.add_argument("--client", choices=["browser", "gradio"], default="browser",
+                        help="visitors speak the queue protocol as the page does over one "
+                             "connection (browser), or through gradio_client (gradio)")
     args = parser.parse_args(argv)
     rows = run(args.endpoints, args.visitors, args.seconds, args.grace, args.max_requests,
-               args.visitor_nice)
+               args.visitor_nice, args.client)
     from benchmarks.run import cpu_name
     print(f"\n{cpu_name()}, {os.cpu_count()} cores; the app and the visitors share them\n")
     print_table(rows)

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from .hub import from_pretrained, resolve
-from .runtime import bf16_cpu, device, generator as seeded, shared_result
+from .runtime import Gathered, bf16_cpu, device, generator as seeded, shared_result
 
 
 @dataclass
@@ -376,12 +376,16 @@ class FacePipeline:
 
     def __post_init__(self):
         # a seed's gallery and its pool's attribute readings are computed once however many
-        # visitors ask for them at once (a classroom opens the tab on the default seed)
-        self.gallery = shared_result(16)(self._gallery)
+        # visitors ask for them at once (a classroom opens the tab on the default seed), and
+        # galleries of different seeds asked for together go through the generator together
+        self.gallery = shared_result(16)(Gathered(self._galleries))
         self.readings = shared_result(16)(self._readings)
 
-    def _gallery(self, seed: int, n: int = 64) -> np.ndarray:
-        return to_uint8(self.images(self.pool(seed, n)))
+    def _galleries(self, calls: list[tuple]) -> list[np.ndarray]:
+        """The galleries of several (seed[, n]) calls in one forward, each as if alone."""
+        pools = [self.pool(*(args + (64,))[:2]) for args in calls]     # (seed, n=64)
+        faces = to_uint8(self.images(torch.cat(pools)))
+        return np.split(faces, np.cumsum([len(p) for p in pools])[:-1])
 
     def _readings(self, seed: int, n: int = 256) -> torch.Tensor:
         return self.clf.probabilities(self.images(self.pool(seed, n)))

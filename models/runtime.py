@@ -191,6 +191,71 @@ def shared_result(maxsize: int = 64):
     return wrap
 
 
+class _Call:
+    __slots__ = ("args", "woken", "lead", "done", "value", "error")
+
+    def __init__(self, args: tuple):
+        self.args, self.woken, self.lead, self.done = args, threading.Event(), False, False
+        self.value = self.error = None
+
+
+class Gathered:
+    """Concurrent calls of ``one(*args)`` served by calls of ``many([args, ...])`` (same results,
+    in order): a caller that finds the function idle runs at once with what is waiting; calls
+    that arrive meanwhile wait and go together in the next batch, led by the first of them. No
+    delay when alone; under a classroom, one batched forward instead of one per visitor.
+    ``batches`` counts the calls of ``many``."""
+
+    def __init__(self, many: Callable[[list[tuple]], list], max_items: int = 16):
+        self.many, self.max_items = many, max_items
+        self._lock = threading.Lock()
+        self._waiting: list[_Call] = []
+        self._busy = False
+        self.batches = 0
+
+    def __call__(self, *args):
+        call = _Call(args)
+        with self._lock:
+            self._waiting.append(call)
+            call.lead = not self._busy
+            self._busy = True
+        if not call.lead:
+            call.woken.wait()           # our result, or our turn to lead the next batch
+        if not call.done:
+            self._run_batch(call)
+        if call.error is not None:
+            raise call.error
+        return call.value
+
+    def _run_batch(self, leader: _Call) -> None:
+        with self._lock:
+            batch = [leader] + [c for c in self._waiting if c is not leader][:self.max_items - 1]
+            self._waiting = [c for c in self._waiting if c not in batch]
+            self.batches += 1
+        try:
+            values = self.many([c.args for c in batch])
+            if len(values) != len(batch):
+                raise RuntimeError(f"{len(values)} results for {len(batch)} calls")
+            for c, v in zip(batch, values):
+                c.value = v
+        except BaseException as exc:    # every caller of the batch sees it; the next goes on
+            for c in batch:
+                c.error = exc
+        with self._lock:
+            for c in batch:
+                c.done = True
+            following = self._waiting[0] if self._waiting else None
+            if following is None:
+                self._busy = False
+            else:
+                following.lead = True
+        for c in batch:
+            if c is not leader:
+                c.woken.set()
+        if following is not None:
+            following.woken.set()
+
+
 def handed_over(items: Iterable) -> Iterator:
     """The items a worker thread hands a request, up to its end mark (None); an exception it
     hands over is raised in the request's thread."""

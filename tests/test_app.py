@@ -156,3 +156,18 @@ def test_the_product_never_reads_the_training_data():
             text = path.read_text()
             for sign in ('"shared"', "shared/data", "GDL_DATA", "data_root"):
                 assert sign not in text, (path, sign)
+
+
+def test_the_load_benchmarks_visitor_asks_what_the_page_would(client, app_url):
+    """benchmarks.load's Browser sends the inputs' shown values over one session: its answers
+    are the endpoint's answers to its defaults, a streamed one reports its first output."""
+    from benchmarks.load import Browser
+
+    picks = Browser(app_url, "faces_pick")
+    first, done = picks.request()
+    assert first is None and done > 0                 # one answer, nothing streamed before it
+    assert picks.output[:3] == list(client.predict(api_name="/faces_pick"))[:3]
+    text = Browser(app_url, "text_generate")
+    for _ in range(2):                                # the same session asks again
+        first, done = text.request()
+        assert 0 < first <= done and text.output

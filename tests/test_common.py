@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.runtime import shared_result
+from models.runtime import Gathered, shared_result
 from tabs.common import Lane, Lazy, number, read_image
 from tests.conftest import skimage_photo
 
@@ -221,3 +221,53 @@ def test_concurrent_calls_for_the_same_result_compute_it_once():
     slow(2), slow(3)
     slow(0)                                       # evicted (two kept): computed again
     assert calls.count(0) == 2
+
+
+def test_gathered_calls_share_batches_and_each_gets_its_own_result():
+    batches = []
+
+    def many(calls):
+        batches.append([c[0] for c in calls])
+        time.sleep(0.1)
+        return [x * 10 for (x,) in calls]
+
+    gathered = Gathered(many, max_items=4)
+    assert gathered(7) == 70 and batches == [[7]]          # alone: at once, a batch of one
+    out = [None] * 9
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, gathered(i))) for i in range(9)]
+    for t in threads:
+        t.start()
+        time.sleep(0.005)
+    for t in threads:
+        t.join(10)
+    assert out == [i * 10 for i in range(9)]
+    assert sorted(x for b in batches[1:] for x in b) == list(range(9))
+    assert max(map(len, batches)) == 4 and len(batches) - 1 < 9   # shared, and capped
+
+
+def test_a_gathered_batchs_error_reaches_its_callers_and_the_next_batch_runs():
+    def many(calls):
+        time.sleep(0.05)
+        if any(x < 0 for (x,) in calls):
+            raise ValueError("negative")
+        return [x for (x,) in calls]
+
+    gathered = Gathered(many)
+    errors, out = [], {}
+
+    def call(x):
+        try:
+            out[x] = gathered(x)
+        except ValueError as exc:
+            errors.append((x, str(exc)))
+
+    first = threading.Thread(target=call, args=(-1,))
+    first.start()
+    time.sleep(0.01)
+    late = [threading.Thread(target=call, args=(x,)) for x in (1, 2)]
+    for t in late:
+        t.start()
+    for t in [first, *late]:
+        t.join(10)
+    assert errors == [(-1, "negative")] and out == {1: 1, 2: 2}
+    assert gathered(3) == 3

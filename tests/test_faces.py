@@ -142,6 +142,42 @@ class Projections:
         return torch.sigmoid(100 * (x - self.mean_face).flatten(1) @ self.w.T)
 
 
+def test_galleries_asked_for_together_are_each_what_they_are_alone():
+    """A classroom on different seeds: their galleries go through the generator together,
+    and each visitor's faces are bit for bit the seed's faces computed alone."""
+    import threading
+    import time
+
+    from models.faces import FacePipeline
+
+    torch.manual_seed(0)
+    G = Generator(DCGANConfig(ngf=8)).eval()
+    alone = FacePipeline(G, Projections(G), {})
+    expected = {s: alone.gallery(s, 64) for s in range(6)}
+    pipe = FacePipeline(G, Projections(G), {})
+    images, forwards = pipe.images, []
+
+    def slow_images(z):                 # hold the first forward so the others queue behind it
+        forwards.append(len(z))
+        time.sleep(0.2)
+        return images(z)
+
+    pipe.images = slow_images
+    out = {}
+    threads = [threading.Thread(target=lambda s=s: out.__setitem__(s, pipe.gallery(s, 64)))
+               for s in range(6)]
+    for t in threads:
+        t.start()
+        time.sleep(0.01)
+    for t in threads:
+        t.join(30)
+    assert set(out) == set(range(6))
+    for s in range(6):
+        assert out[s].shape == (64, 64, 64, 3) and np.array_equal(out[s], expected[s])
+    assert len(forwards) < 6 and max(forwards) > 64         # really batched
+    assert not np.array_equal(out[0], out[1])
+
+
 def test_slider_measure_and_figure_on_tiny_models(tmp_path):
     """The card's sliders measure and figure run end to end (tiny random models): a row per
     attribute and one for women given glasses, each with a plain and a kept move."""
