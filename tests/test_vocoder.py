@@ -415,3 +415,6 @@ def test_a_gan_snapshot_goes_on_where_the_run_stopped(tmp_path):
           str(tmp_path / "run2"), "--warm-start", str(snap)])
     steps = [json.loads(line)["step"] for line in (tmp_path / "run2" / "log.jsonl").read_text().splitlines()]
     assert steps == [20]
+    main(["--snapshot", str(tmp_path / "run2"), str(snap)])       # the history stays in the log
+    assert [json.loads(line)["step"] for line in (snap / "log.jsonl").read_text().splitlines()] \
+        == [10, 20]

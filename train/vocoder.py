@@ -205,7 +205,13 @@ def snapshot(run_dir: Path, folder: Path) -> None:
         save_file({k: v.half().contiguous() for k, v in state[name].items()},
                   str(folder / f"{name}.safetensors"))
     (folder / "state.json").write_text(json.dumps(dict(step=state["step"], seen=state["seen"])))
-    (folder / "log.jsonl").write_text((Path(run_dir) / "log.jsonl").read_text())
+    # a run warm-started from this folder logs only its own steps: keep the history before them
+    run_lines = (Path(run_dir) / "log.jsonl").read_text().splitlines()
+    first = min((json.loads(line)["step"] for line in run_lines), default=None)
+    old = folder / "log.jsonl"
+    kept = [line for line in (old.read_text().splitlines() if old.is_file() else [])
+            if first is None or json.loads(line)["step"] < first]
+    old.write_text("".join(line + "\n" for line in kept + run_lines))
 
 
 def load_snapshot(folder, gen: GanVocoder, disc: Discriminators) -> tuple[int, int]:
