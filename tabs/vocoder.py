@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import textwrap
 import time
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from models.audio import AudioError, figure_rows, normalise, read_audio, to_int16, wav_bytes
 from models.hub import REPO_ROOT, WEIGHTS_DIR
 from models.mel import MEL, edit, log_mel, shift, stretch
-from models.runtime import generator
+from models.runtime import generator, shared_result
 from models.vocoder import VocoderPipeline, mel_figure
 
 from .common import STREAMING, Deadline, Lane, Lazy, TabContext, Technique, number, seed_value, \
@@ -89,11 +90,20 @@ def pipeline(progress=None) -> VocoderPipeline:
     return PIPELINES["vocoders"].get(progress)
 
 
+@shared_result(maxsize=8)
+def decoded(path: str, stamp: tuple[int, int]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A file read and resampled once for the preview and the rebuild that follows it (a
+    browser's recording goes through ffmpeg); ``stamp`` (size, mtime) tells a new file at the
+    same path. The cached array is kept read-only; callers take a copy."""
+    audio, notes = read_audio(path, MEL.sample_rate, MAX_SECONDS, head=True)
+    audio.flags.writeable = False
+    return audio, tuple(notes)
+
+
 def recording(source, clip, upload) -> tuple[np.ndarray, list[str], str]:
     """The recording to rebuild (float at 16 kHz), notes on what was done to it, a title."""
     if source not in SOURCES:
         raise gr.Error(f"Unknown source {source!r}; choose one of: {', '.join(SOURCES)}.")
-    notes: list[str] = []
     if source == "Example sentence":
         if clip not in CLIPS:
             raise gr.Error(f"Unknown example {clip!r}.")
@@ -103,9 +113,13 @@ def recording(source, clip, upload) -> tuple[np.ndarray, list[str], str]:
             raise gr.Error("Record or upload your voice first (or pick an example sentence).")
         path, title = upload, "your recording"
     try:
-        audio, notes = read_audio(str(path), MEL.sample_rate, MAX_SECONDS, head=True)
+        info = Path(path).stat()
+        audio, read_notes = decoded(str(path), (info.st_size, info.st_mtime_ns))
+    except OSError:
+        raise gr.Error("The recording could not be read; upload it again.") from None
     except AudioError as exc:
         raise gr.Error(str(exc))
+    audio, notes = audio.copy(), list(read_notes)         # this request's own
     if len(audio) < MEL.sample_rate // 10:
         raise gr.Error("The recording is shorter than 0.1 s: record a sentence.")
     peak = float(np.abs(audio).max())

@@ -331,6 +331,23 @@ def test_bad_recordings_get_a_clear_error_and_long_ones_are_cut(tmp_path):
     assert abs(np.abs(audio).max() - tab.LEVEL) < 0.01
 
 
+def test_a_recording_is_read_once_per_visit_and_a_new_file_again(tmp_path, monkeypatch):
+    calls = []
+    real = tab.read_audio
+    monkeypatch.setattr(tab, "read_audio", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    tab.decoded.cache_clear()
+    voice = tmp_path / "voice.wav"
+    sf.write(voice, np.stack([sine(200, 1.0)] * 2, 1), 16000)     # stereo: a note each time
+    first = tab.recording("Your recording", None, str(voice))
+    first[0][:] = 0                                              # a request's copy is its own
+    again = tab.recording("Your recording", None, str(voice))
+    assert calls == [str(voice)] and np.abs(again[0]).max() > 0.1
+    assert again[1] == first[1] and sum("channels" in n for n in again[1]) == 1
+    sf.write(voice, sine(300, 2.0), 16000)                       # a new file at the same path
+    assert len(tab.recording("Your recording", None, str(voice))[0]) == 2 * RATE
+    assert len(calls) == 2
+
+
 def test_music_instead_of_speech_is_rebuilt_too(tmp_path):
     """A chord is not speech: the vocoders still make a sound of the mel's length."""
     chord = tmp_path / "chord.wav"
