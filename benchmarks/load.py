@@ -105,8 +105,7 @@ class GradioClient:
 class Browser:
     """One visitor speaking the queue protocol as the web page does: a join (POST) with the
     inputs' values as the page shows them, then the event stream (GET), over one kept-alive
-    connection. ``gradio_client`` opens new connections (and a new TLS context) per request and
-    costs about 75 ms of CPU each, which here is the app's own machine (``--client gradio``)."""
+    connection and one session."""
 
     def __init__(self, url: str, endpoint: str):
         import httpx

@@ -378,12 +378,16 @@ class FacePipeline:
         # a seed's gallery and its pool's attribute readings are computed once however many
         # visitors ask for them at once (a classroom opens the tab on the default seed), and
         # galleries of different seeds asked for together go through the generator together
-        self.gallery = shared_result(16)(Gathered(self._galleries))
+        self._gallery = shared_result(16)(Gathered(self._galleries))
         self.readings = shared_result(16)(self._readings)
 
-    def _galleries(self, calls: list[tuple]) -> list[np.ndarray]:
-        """The galleries of several (seed[, n]) calls in one forward, each as if alone."""
-        pools = [self.pool(*(args + (64,))[:2]) for args in calls]     # (seed, n=64)
+    def gallery(self, seed: int, n: int = 64) -> np.ndarray:
+        """The seed's first ``n`` faces, (n, 64, 64, 3) uint8."""
+        return self._gallery(seed, n)
+
+    def _galleries(self, calls: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The galleries of several (seed, n) calls in one forward, each as if alone."""
+        pools = [self.pool(seed, n) for seed, n in calls]
         faces = to_uint8(self.images(torch.cat(pools)))
         return np.split(faces, np.cumsum([len(p) for p in pools])[:-1])
 

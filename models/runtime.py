@@ -203,15 +203,13 @@ class Gathered:
     """Concurrent calls of ``one(*args)`` served by calls of ``many([args, ...])`` (same results,
     in order): a caller that finds the function idle runs at once with what is waiting; calls
     that arrive meanwhile wait and go together in the next batch, led by the first of them. No
-    delay when alone; under a classroom, one batched forward instead of one per visitor.
-    ``batches`` counts the calls of ``many``."""
+    delay when alone; under a classroom, one batched forward instead of one per visitor."""
 
     def __init__(self, many: Callable[[list[tuple]], list], max_items: int = 16):
         self.many, self.max_items = many, max_items
         self._lock = threading.Lock()
         self._waiting: list[_Call] = []
         self._busy = False
-        self.batches = 0
 
     def __call__(self, *args):
         call = _Call(args)
@@ -231,7 +229,6 @@ class Gathered:
         with self._lock:
             batch = [leader] + [c for c in self._waiting if c is not leader][:self.max_items - 1]
             self._waiting = [c for c in self._waiting if c not in batch]
-            self.batches += 1
         try:
             values = self.many([c.args for c in batch])
             if len(values) != len(batch):

@@ -154,6 +154,7 @@ def test_galleries_asked_for_together_are_each_what_they_are_alone():
     G = Generator(DCGANConfig(ngf=8)).eval()
     alone = FacePipeline(G, Projections(G), {})
     expected = {s: alone.gallery(s, 64) for s in range(6)}
+    assert np.array_equal(alone.gallery(seed=0), expected[0])     # keywords, the default n
     pipe = FacePipeline(G, Projections(G), {})
     images, forwards = pipe.images, []
 
