@@ -13,7 +13,6 @@ temperature is sampled alone or in the batched five-temperature comparison.
 from __future__ import annotations
 
 import math
-import queue
 import threading
 import time
 import unicodedata

@@ -274,10 +274,10 @@ class IncrementalState:
             h = h + self.tap0[:, self.prev]
         self.prev = code
         skip = 0
-        for layer, queue in zip(m.layers, self.queues):
-            past = queue[:, 0].clone()
-            queue[:, :-1] = queue[:, 1:].clone()
-            queue[:, -1] = h
+        for layer, past_inputs in zip(m.layers, self.queues):
+            past = past_inputs[:, 0].clone()
+            past_inputs[:, :-1] = past_inputs[:, 1:].clone()
+            past_inputs[:, -1] = h
             w = layer.conv.weight                                    # (2G, R, 2)
             z = w[:, :, 0] @ past + w[:, :, 1] @ h + layer.conv.bias
             a, b = z.chunk(2)

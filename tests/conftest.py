@@ -81,3 +81,35 @@ def client(app_url):
     from gradio_client import Client
 
     return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def fast_vs_plain():
+    """Teacher-force ``codes`` after a primer through the compiled loop (roll and source starting
+    at the first new sample) and through the convolutional forward: (compiled, plain) logits of
+    each next sample, rows aligned. ``fill``: the conditioning's value before the roll (a mel's
+silence). The WaveNet, piano and vocoder tests share it."""
+    from models.wavenet import FastWaveNet, prepare_primer
+
+    def run(model, codes: np.ndarray, roll: np.ndarray, src: np.ndarray | None = None,
+            primer: np.ndarray | None = None, fill: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        c, n = model.config, len(codes)
+        fast = FastWaveNet(model)
+        fast.set_roll(roll, src)
+        full = prepare_primer(primer, c)
+        P = len(full)
+        assert P % c.cond_hop == 0                     # the plain roll below needs whole frames
+        fast.prime(full)
+        compiled = fast.feed(np.concatenate([[fast.state[2]], codes[:-1]]), record=True)
+        before = np.full((len(roll), P // c.cond_hop), fill, np.float32)
+        plain_roll = np.pad(np.concatenate([before, roll], 1), ((0, 0), (c.cond_margin, c.cond_margin)),
+                            constant_values=fill)
+        inputs = [torch.as_tensor(np.concatenate([full, codes]))[None], torch.from_numpy(plain_roll)[None]]
+        if src is not None:
+            inputs.append(torch.from_numpy(np.concatenate(
+                [np.zeros((len(src), P), np.float32), src[:, :n]], 1))[None])
+        with torch.inference_mode():
+            plain = model(*inputs)[0].t().numpy()
+        return compiled, plain[P - 1:P - 1 + n]
+
+    return run

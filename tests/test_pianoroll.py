@@ -218,3 +218,22 @@ def read_back(folder, data, i):
     from train.pianoroll import read_shard
 
     return read_shard(sorted(folder.glob("train-*.npz"))[i])[0]
+
+
+def test_the_exercise_share_sets_how_many_windows_come_from_the_exercises(tmp_path):
+    from train.pianoroll import EXERCISES, jobs
+    from train.pianowave import Pieces, batch_of
+
+    assert {name.split("-")[1] for name, kind, _ in jobs(False, 0) if kind == "exercise"} == set(EXERCISES)
+    seconds = {"train-single-0001": 4, "train-chord-0002": 4, "train-bach_bwv1-t+0-x1": 60,
+               "train-joplin-t+0-x1": 60, "test-run-0019": 4}
+    for name, s in seconds.items():       # a shard's audio level says which shard it is
+        level = 1000 * (list(seconds).index(name) + 1)
+        np.savez_compressed(tmp_path / f"{name}.npz", audio=np.full(s * 16000, level, np.int16),
+                            notes=np.array([[60, 0.0, 1.0, 80]]), source=np.array(name))
+    data = Pieces(tmp_path, "train")
+    assert data.exercise.tolist() == [False, True, False, True]    # sorted: bach, chord, joplin, single
+    for share, expected in ((0.0, 8 / 128), (0.5, 0.5)):
+        codes = batch_of(data, 2000, 3000, 1, np.random.default_rng(0), exercise_share=share)[0]
+        from_drills = np.isin(codes[:, 0].numpy(), [data.codes[i][0] for i in (1, 3)])
+        assert abs(from_drills.mean() - expected) < 0.03, (share, from_drills.mean())

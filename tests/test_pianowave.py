@@ -196,11 +196,11 @@ def test_corrupt_and_oversized_midi_files_get_a_clear_error(tmp_path):
 
 # ------------------------------------------------------------------ the shipped checkpoint
 @needs_model
-def test_shipped_fast_loop_is_the_plain_forward_with_a_roll_and_a_source():
+def test_shipped_fast_loop_is_the_plain_forward_with_a_roll_and_a_source(fast_vs_plain):
     """Teacher-forced through a real tune: the compiled loop's next-sample distributions equal
     the convolutional forward's, roll and source included."""
     from models.hub import from_pretrained
-    from models.wavenet import SILENCE, FastWaveNet, prepare_primer
+    from models.wavenet import SILENCE
 
     model = from_pretrained(WaveNet, SHIPPED)
     c = model.config
@@ -208,24 +208,9 @@ def test_shipped_fast_loop_is_the_plain_forward_with_a_roll_and_a_source():
     n = 8000
     roll = to_roll(notes, n // c.cond_hop).reshape(264, -1)
     src = PianoPipeline.from_pretrained(str(SHIPPED)).source(notes, n + 1)   # its tuning
-    fast = FastWaveNet(model)
-    fast.set_roll(roll, src)
-    primer = prepare_primer(np.full(13 * c.cond_hop, SILENCE), c)   # whole frames before it
-    P = len(primer)
-    assert P % c.cond_hop == 0
-    fast.prime(primer)
     codes = np.random.default_rng(0).integers(100, 156, n)
-    recorded = fast.feed(np.concatenate([[fast.state[2]], codes[:-1]]), record=True)
-    m = c.cond_margin
-    plain_roll = np.pad(np.concatenate([np.zeros((264, P // c.cond_hop), np.float32), roll], 1),
-                        ((0, 0), (m, m)))
-    plain_src = np.concatenate([np.zeros((c.source_channels, P), np.float32), src], 1)
-    seq = np.concatenate([primer, codes, [0]])
-    with torch.inference_mode():
-        plain = model(torch.as_tensor(seq)[None], torch.from_numpy(plain_roll)[None],
-                      torch.from_numpy(plain_src)[None])[0].t().numpy()
-    p = torch.softmax(torch.from_numpy(plain[P - 1:P - 1 + n]), -1)
-    q = torch.softmax(torch.from_numpy(recorded), -1)
+    compiled, plain = fast_vs_plain(model, codes, roll, src, primer=np.full(13 * c.cond_hop, SILENCE))
+    p, q = torch.softmax(torch.from_numpy(plain), -1), torch.softmax(torch.from_numpy(compiled), -1)
     assert float((0.5 * (p - q).abs().sum(-1)).max()) < 1e-4
 
 

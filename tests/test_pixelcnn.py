@@ -3,7 +3,6 @@ the definition, training and measuring, the shipped models; the tab through grad
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest

@@ -17,7 +17,7 @@ from models.mel import (MEL, MelConfig, band_centres, edit, griffin_lim, hz_to_m
                         log_mel_torch, mel_filters, mel_to_hz, shift, stft, stretch)
 from models.runtime import generator
 from models.vocoder import GanVocoder, GanVocoderConfig, VocoderPipeline, mel_figure
-from models.wavenet import FastWaveNet, WaveNet, WaveNetConfig, WaveNetPipeline
+from models.wavenet import WaveNet, WaveNetConfig, WaveNetPipeline
 from tabs import vocoder as tab
 
 RATE = MEL.sample_rate
@@ -200,35 +200,21 @@ def test_the_wavenet_vocoder_never_reads_beyond_its_frames():
         assert not torch.allclose(model(codes, near)[0, :, :t + 1], base, atol=1e-4)
 
 
-def test_the_fast_loop_is_the_plain_forward_with_a_mel():
+def test_the_fast_loop_is_the_plain_forward_with_a_mel(fast_vs_plain):
     model = tiny_wavenet()
-    fast_and_plain_agree(model, log_mel(speech()[:6400]))
+    fast_and_plain_agree(fast_vs_plain, model, log_mel(speech()[:6400]))
 
 
-def fast_and_plain_agree(model: WaveNet, mel: np.ndarray) -> None:
+def fast_and_plain_agree(fast_vs_plain, model: WaveNet, mel: np.ndarray) -> None:
     """Teacher-forced through a mel: the compiled loop's next-sample distributions equal the
     convolutional forward's."""
-    from models.wavenet import SILENCE, prepare_primer
+    from models.wavenet import SILENCE
 
     c = model.config
-    n = (mel.shape[1] - 1) * c.cond_hop
-    fast = FastWaveNet(model)
-    fast.set_roll(mel)
-    primer = prepare_primer(np.full(-(-c.receptive_field // c.cond_hop) * c.cond_hop, SILENCE), c)
-    P = len(primer)
-    assert P % c.cond_hop == 0
-    fast.prime(primer)
-    codes = np.random.default_rng(0).integers(90, 166, n)
-    recorded = fast.feed(np.concatenate([[fast.state[2]], codes[:-1]]), record=True)
-    m = c.cond_margin
-    silent = np.full((80, P // c.cond_hop), math.log(MEL.floor), np.float32)
-    plain_mel = np.pad(np.concatenate([silent, mel], 1), ((0, 0), (m, m)),
-                       constant_values=math.log(MEL.floor))
-    seq = np.concatenate([primer, codes, [0]])
-    with torch.inference_mode():
-        plain = model(torch.as_tensor(seq)[None], torch.from_numpy(plain_mel)[None])[0].t().numpy()
-    p = torch.softmax(torch.from_numpy(plain[P - 1:P - 1 + n]), -1)
-    q = torch.softmax(torch.from_numpy(recorded), -1)
+    codes = np.random.default_rng(0).integers(90, 166, (mel.shape[1] - 1) * c.cond_hop)
+    primer = np.full(-(-c.receptive_field // c.cond_hop) * c.cond_hop, SILENCE)
+    recorded, plain = fast_vs_plain(model, codes, mel, primer=primer, fill=math.log(MEL.floor))
+    p, q = torch.softmax(torch.from_numpy(plain), -1), torch.softmax(torch.from_numpy(recorded), -1)
     assert float((0.5 * (p - q).abs().sum(-1)).max()) < 1e-4
 
 
@@ -360,9 +346,9 @@ def test_music_instead_of_speech_is_rebuilt_too(tmp_path):
 
 # ------------------------------------------------------------------ the shipped checkpoints
 @needs_models
-def test_shipped_wavenet_vocoder_fast_loop_is_the_plain_forward():
+def test_shipped_wavenet_vocoder_fast_loop_is_the_plain_forward(fast_vs_plain):
     model = from_pretrained(WaveNet, WAVENET_SHIPPED)
-    fast_and_plain_agree(model, log_mel(speech()[:8000]))
+    fast_and_plain_agree(fast_vs_plain, model, log_mel(speech()[:8000]))
 
 
 @needs_models

@@ -20,7 +20,7 @@ from models.hub import REPO_ROOT, WEIGHTS_DIR, from_pretrained
 from models.runtime import generator
 from models.wavenet import (SILENCE, FastWaveNet, IncrementalState, WaveNet, WaveNetConfig,
                             WaveNetPipeline, WaveRounds, generate_incremental, generate_naive, mu_law_decode,
-                            mu_law_encode, prepare_primer, receptive_field,
+                            mu_law_encode, receptive_field,
                             teacher_forced_logits)
 from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
 
@@ -173,29 +173,17 @@ def test_a_conditioned_wavenet_sees_its_roll_only_near_each_frame_and_is_causal(
         model(codes)
 
 
-def test_fast_generation_with_a_roll_computes_the_plain_forward():
+def test_fast_generation_with_a_roll_computes_the_plain_forward(fast_vs_plain):
     model = tiny_conditioned(1)
-    c = model.config
-    fast = FastWaveNet(model)
     roll = random_roll(30, seed=2)                     # the roll starts at the first new sample
-    fast.set_roll(roll)
-    fast.prime(None)
-    primer = prepare_primer(None, c)
-    P = len(primer)
-    assert P % c.cond_hop == 0                         # the plain roll below needs whole frames
     codes = codes_of(80, seed=3)
-    recorded = fast.feed(np.concatenate([[fast.state[2]], codes]), record=True)
-    seq = np.concatenate([primer, codes])
-    plain_roll = np.pad(np.concatenate([np.zeros((12, P // c.cond_hop), np.float32), roll], 1),
-                        ((0, 0), (c.cond_margin, c.cond_margin)))
-    with torch.inference_mode():
-        plain = model(torch.as_tensor(seq)[None], torch.from_numpy(plain_roll)[None])[0].t().numpy()
-    np.testing.assert_allclose(recorded, plain[P - 1:], atol=2e-5, rtol=1e-5)
+    recorded, plain = fast_vs_plain(model, codes, roll)
+    np.testing.assert_allclose(recorded, plain, atol=2e-5, rtol=1e-5)
     # and the roll matters: another roll, other logits from its first frame on
     other = FastWaveNet(model)
     other.set_roll(1 - roll)
     other.prime(None)
-    moved = other.feed(np.concatenate([[other.state[2]], codes]), record=True)
+    moved = other.feed(np.concatenate([[other.state[2]], codes[:-1]]), record=True)
     assert np.abs(moved - recorded).max() > 1e-3
     with pytest.raises(ValueError, match="not conditioned"):
         FastWaveNet(tiny()).set_roll(roll)
@@ -218,26 +206,12 @@ def test_a_source_reaches_the_prediction_of_its_own_sample_and_later_only():
         model(codes, roll)
 
 
-def test_fast_generation_with_a_roll_and_a_source_computes_the_plain_forward():
+def test_fast_generation_with_a_roll_and_a_source_computes_the_plain_forward(fast_vs_plain):
     model = tiny_conditioned(3, source=2)
-    c = model.config
     roll = random_roll(30, seed=4)
     src = np.random.default_rng(5).standard_normal((2, 81)).astype(np.float32)
-    fast = FastWaveNet(model)
-    fast.set_roll(roll, src)                           # both start at the first new sample
-    fast.prime(None)
-    primer = prepare_primer(None, c)
-    P = len(primer)
-    codes = codes_of(80, seed=6)
-    recorded = fast.feed(np.concatenate([[fast.state[2]], codes]), record=True)
-    seq = np.concatenate([primer, codes, [0]])         # one more: position P + 79 reads src[80]
-    plain_roll = np.pad(np.concatenate([np.zeros((12, P // c.cond_hop), np.float32), roll], 1),
-                        ((0, 0), (c.cond_margin, c.cond_margin)))
-    plain_src = np.concatenate([np.zeros((2, P), np.float32), src], 1)
-    with torch.inference_mode():
-        plain = model(torch.as_tensor(seq)[None], torch.from_numpy(plain_roll)[None],
-                      torch.from_numpy(plain_src)[None])[0].t().numpy()
-    np.testing.assert_allclose(recorded, plain[P - 1:P + 80], atol=2e-5, rtol=1e-5)
+    recorded, plain = fast_vs_plain(model, codes_of(80, seed=6), roll, src)   # both start at the first new sample
+    np.testing.assert_allclose(recorded, plain, atol=2e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="source"):
         FastWaveNet(model).set_roll(roll)
     with pytest.raises(ValueError, match="source"):
@@ -450,7 +424,7 @@ def test_measure_writes_what_the_card_needs(tmp_path):
 
 
 @needs_speech_data
-def test_the_shipped_example_clips_are_held_out_speech():
+def test_the_shipped_example_clips_are_held_out_speech(tmp_path):
     """The tab's primers (examples/speech) are real LJSpeech clips the models never trained on,
     byte for byte, and their listing is what the exporter writes."""
     from train.data import AUDIO_SETS, data_root, held_out
@@ -464,6 +438,7 @@ def test_the_shipped_example_clips_are_held_out_speech():
     for c in listed:
         assert (folder / c["file"]).read_bytes() == (source / c["file"]).read_bytes()
         assert sf.info(str(folder / c["file"])).duration == pytest.approx(c["seconds"], abs=0.01)
+    assert export_examples(tmp_path) == listed
 
 
 def test_voiced_share_tells_a_vowel_from_hiss_and_skips_silence():

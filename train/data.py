@@ -162,7 +162,6 @@ class AudioSet:
 
 def load_audio(name: str, sample_rate: int = 16000, piece_clip_seconds: float = 10.0) -> AudioSet:
     """An audio set as mu-law codes, split by :func:`held_out`."""
-    import soundfile as sf
     from scipy.signal import resample_poly
 
     from models.wavenet import mu_law_encode

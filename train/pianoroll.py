@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from models.pianoroll import (FPS, GAIN, KEYS, LOWEST, RATE, SOUNDFONTS, Note,  # noqa: F401
                               render, render_many, snap, soundfont, to_midi)
@@ -56,6 +55,9 @@ def score_notes(path: str, transpose: int = 0, tempo: float = 1.0, velocity: int
             if LOWEST <= pitch < LOWEST + KEYS:
                 notes.append(Note(pitch, start, end, int(v)))
     return sorted(set(notes), key=lambda n: (n.start, n.pitch))
+
+
+EXERCISES = ("single", "scale", "chord", "run")
 
 
 def exercise(kind: str, rng: np.random.Generator, seconds: float = 8.0) -> list[Note]:
@@ -119,7 +121,7 @@ def jobs(tiny: bool, seed: int) -> list[tuple[str, str, dict]]:
             name = f"{split}-{piece.replace('/', '_').replace('.', '_')}-t{transpose:+d}-x{tempo:g}"
             out.append((name, "piece", dict(path=piece, transpose=transpose, tempo=tempo)))
     for k in range(2 if tiny else 400):
-        kind = ["single", "scale", "chord", "run"][k % 4]
+        kind = EXERCISES[k % 4]
         split = "test" if k % 20 == 19 else "train"
         out.append((f"{split}-{kind}-{k:04d}", "exercise", dict(kind=kind, seed=seed * 100_003 + k)))
     return out

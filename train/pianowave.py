@@ -31,7 +31,7 @@ from models.wavenet import FastWaveNet, WaveNet, WaveNetConfig, WaveNetPipeline,
     mu_law_decode, mu_law_encode
 
 from .common import RunDir, command_line, hardware, pick_device
-from .pianoroll import RATE, read_shard
+from .pianoroll import EXERCISES, RATE, read_shard
 from .wavenet import add_training_args, fit
 from .wavenet import evaluate as plain_evaluate
 
@@ -50,6 +50,7 @@ class Pieces:
         if not paths:
             raise FileNotFoundError(f"no {split} shards in {folder}: run python -m train.pianoroll")
         self.codes, self.notes = [], []
+        self.exercise = np.array([p.name.split("-")[1] in EXERCISES for p in paths])
         for path in paths:
             audio, notes, _ = read_shard(path)
             self.codes.append(mu_law_encode(audio).astype(np.uint8))
@@ -83,9 +84,15 @@ def stacked(windows: list[tuple[np.ndarray, ...]]) -> tuple[torch.Tensor, ...]:
 
 
 def batch_of(data: Pieces, length: int, size: int, margin: int, rng: np.random.Generator,
-             harmonics: int = 0, tuning: Tuning | None = None):
+             harmonics: int = 0, tuning: Tuning | None = None, exercise_share: float = 0.0):
+    """Windows uniform over the audio, or with ``exercise_share`` of them from the exercises
+    (single keys, scales, chords, runs: a few percent of the audio)."""
     usable = [i for i, c in enumerate(data.codes) if len(c) >= length + HOP]
     weights = np.array([len(data.codes[i]) - length for i in usable], np.float64)
+    drill = data.exercise[usable]
+    if exercise_share > 0 and drill.any() and not drill.all():
+        weights = np.where(drill, exercise_share * weights / weights[drill].sum(),
+                           (1 - exercise_share) * weights / weights[~drill].sum())
     windows = []
     for i in rng.choice(usable, size=size, p=weights / weights.sum()):
         frame = int(rng.integers(0, (len(data.codes[i]) - length) // HOP + 1))
@@ -138,7 +145,8 @@ def train(args) -> Path:
     print(f"receptive field {rf} samples; {data.seconds():.0f} s training, "
           f"{held.seconds():.0f} s held out", flush=True)
     return fit(args, config, device, RunDir(args.run_dir or f"runs/pianowave{'-tiny' if args.tiny else ''}"),
-               lambda rng: batch_of(data, rf + args.window, args.batch_size, m, rng, h, tuning),
+               lambda rng: batch_of(data, rf + args.window, args.batch_size, m, rng, h, tuning,
+                                    args.exercise_share),
                lambda model: evaluate(model, *val))
 
 
@@ -410,6 +418,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--harmonics", type=int, default=4,
                    help="harmonics of the notes' sines and cosines read with the codes (0: none)")
     add_training_args(p, tiny_steps=20)
+    p.add_argument("--exercise-share", type=float, default=0.0, metavar="SHARE",
+                   help="share of training windows cut from the exercises (0: as in the audio)")
     p.add_argument("--measure", type=Path, metavar="FOLDER",
                    help="measure an exported model against fluidsynth: metrics.json, samples/")
     p.add_argument("--examples", type=Path, metavar="FOLDER",

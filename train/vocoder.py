@@ -241,7 +241,6 @@ def train_wavenet(args) -> Path:
     rf, m = config.receptive_field, config.cond_margin
     # windows start on a frame: rf context + the scored samples, rounded up to whole frames
     frames = -(-(rf + args.window) // MEL.hop)
-    codes_train = [mu_law_encode(a) for a in clips.train]
     val_rng = np.random.default_rng(0)
     val_audio, val_mel = segments(clips.val, clips.val_mel, frames, args.val_windows, val_rng, m)
     val_codes = mu_law_encode(val_audio)
