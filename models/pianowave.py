@@ -143,10 +143,17 @@ def roll_figure(notes: list[Note], seconds: float, title: str = "") -> np.ndarra
     return image
 
 
+# LPCNet's floor (Valin and Skoglund 2019): while the output sounds, every code's probability
+# is lowered by this much, so the unlikely codes that add up to hiss are not drawn; from
+# silence it is off, or no note would start (docs/pianowave.md: keys in tune 16% -> 32%)
+FLOOR = 0.02
+
+
 class PianoPipeline:
     """A piano-roll conditioned WaveNet in note terms: ``notes`` (seconds from the start) in,
     float audio at the model's rate out, ``TAIL`` seconds past the last release. Notes are
-    played on the 4 ms grid the training renders used (models.pianoroll.snap)."""
+    played on the 4 ms grid the training renders used (models.pianoroll.snap); ``floor``:
+    each probability lowered by it while the output sounds (:data:`FLOOR`)."""
 
     def __init__(self, wavenet: WaveNetPipeline, tuning: Tuning | None = None):
         if wavenet.config.cond_features != 3 * KEYS or wavenet.config.cond_hop * FPS != \
@@ -180,27 +187,27 @@ class PianoPipeline:
         return source(snap(notes), 0, n, self.rate, h, self.tuning) if h else None
 
     def perform(self, notes: list[Note], n: int, temperature: float = 1.0, *,
-                generator: torch.Generator | None = None) -> np.ndarray:
+                generator: torch.Generator | None = None, floor: float = FLOOR) -> np.ndarray:
         """Exactly ``n`` samples of the notes (a roll of whole frames covering them)."""
         roll = to_roll(snap(notes), -(-n // self.config.cond_hop)).reshape(3 * KEYS, -1)
         return self.wavenet(n, temperature, generator=generator, roll=roll,
-                            source=self.source(notes, n))
+                            source=self.source(notes, n), floor=floor)
 
     def stream(self, notes: list[Note], temperature: float = 1.0, *,
                generator: torch.Generator | None = None, chunk: int = 16000,
-               shared: bool = False) -> Iterator[np.ndarray]:
+               shared: bool = False, floor: float = FLOOR) -> Iterator[np.ndarray]:
         """The performance ``chunk`` samples at a time (the chunking does not change it); with
         ``shared``, taking turns with every other open stream of this model."""
         run = self.wavenet.stream_shared if shared else self.wavenet.stream
         n = self.samples(notes)
         yield from run(n, temperature, generator=generator, chunk=chunk, roll=self.roll(notes),
-                       source=self.source(notes, n))
+                       source=self.source(notes, n), floor=floor)
 
     def __call__(self, notes: list[Note], temperature: float = 1.0, *,
                  generator: torch.Generator | None = None,
-                 callback: Callable[[int], None] | None = None) -> np.ndarray:
+                 callback: Callable[[int], None] | None = None, floor: float = FLOOR) -> np.ndarray:
         parts: list[np.ndarray] = []
-        for part in self.stream(notes, temperature, generator=generator):
+        for part in self.stream(notes, temperature, generator=generator, floor=floor):
             parts.append(part)
             if callback is not None:
                 callback(sum(map(len, parts)))

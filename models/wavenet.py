@@ -216,11 +216,16 @@ def bits_per_sample(logits: torch.Tensor, codes: torch.Tensor, start: int = 0) -
 
 
 # --------------------------------------------------------------------------- sampling
-def draw(logits: torch.Tensor, temperature: float, u: float) -> int:
-    """One code from 256 logits at a temperature (0 = the likeliest), by inverting the CDF at u."""
+def draw(logits: torch.Tensor, temperature: float, u: float, floor: float = 0.0) -> int:
+    """One code from 256 logits at a temperature (0 = the likeliest), by inverting the CDF at u;
+    each probability first lowered by ``floor``, none below zero (LPCNet's cut)."""
     if temperature <= 0:
         return int(torch.argmax(logits))
     p = torch.softmax(logits.double() / temperature, dim=-1)
+    if floor > 0:
+        p = (p - floor).clamp(min=0)
+        if float(p.sum()) <= 0:
+            return int(torch.argmax(logits))
     cdf = torch.cumsum(p, dim=-1)
     return min(int(torch.searchsorted(cdf, torch.tensor([u * float(cdf[-1])],
                                                         dtype=cdf.dtype))[0]), p.numel() - 1)
@@ -241,15 +246,21 @@ def prepare_primer(primer: np.ndarray | None, config: WaveNetConfig) -> np.ndarr
 
 @torch.inference_mode()
 def generate_naive(model: WaveNet, n: int, temperature: float = 1.0, *,
-                   primer: np.ndarray | None = None, generator: torch.Generator | None = None) -> np.ndarray:
-    """The definition: a full forward over the last receptive field for every new sample."""
+                   primer: np.ndarray | None = None, generator: torch.Generator | None = None,
+                   floor: float = 0.0) -> np.ndarray:
+    """The definition: a full forward over the last receptive field for every new sample; the
+    floor applies while the output's moving distance from silence is over SOUNDING codes."""
+    from .wavenet_kernels import SOUND_DECAY, SOUNDING
+
     rf = model.config.receptive_field
     codes = list(prepare_primer(primer, model.config))
     u = uniforms(n, generator)
+    sound = 0.0
     for i in range(n):
         window = torch.tensor(codes[-rf:])[None]
         logits = model(window)[0, :, -1]
-        codes.append(draw(logits, temperature, float(u[i])))
+        codes.append(draw(logits, temperature, float(u[i]), floor if sound > SOUNDING else 0.0))
+        sound = SOUND_DECAY * sound + (1 - SOUND_DECAY) * abs(codes[-1] - 127.5)
     return np.array(codes[-n:], dtype=np.int64) if n else np.zeros(0, np.int64)
 
 
@@ -362,6 +373,8 @@ class FastWaveNet:
         # t, previous code, next code to feed, the roll's first sample, samples per frame,
         # the source's first sample
         self.state = np.array([0, -1, -1, 0, max(1, c.cond_hop), 0], np.int64)
+        self.floor = 0.0                      # LPCNet's cut of unlikely codes while sounding
+        self.sound = np.zeros(1, np.float64)   # the output's moving distance from silence
         self.cb = np.zeros((1, L, 2 * G), np.float32)        # no roll: zero gate biases
         self.roll: np.ndarray | None = None
         self.src = np.zeros((1, max(1, c.source_channels)), np.float32)   # no source: zeros
@@ -419,6 +432,7 @@ class FastWaveNet:
         self.hist[:] = 0
         self.state[:3] = (0, -1, -1)
         self.state[5] = 0
+        self.sound[:] = 0
 
     def feed(self, codes: np.ndarray, record: bool = False) -> np.ndarray:
         """Teacher-force codes through the buffers; with ``record``, the logits after each one."""
@@ -444,7 +458,7 @@ class FastWaveNet:
             self.prime()
         out = np.zeros(n, np.int64)
         self._k._generate(n, np.ascontiguousarray(u[:n], dtype=np.float64), float(temperature),
-                  self.state, *self.weights, out)
+                          float(self.floor), self.sound, self.state, *self.weights, out)
         return out
 
     def stream(self, n: int, temperature: float = 1.0, *, generator: torch.Generator | None = None,
@@ -456,8 +470,9 @@ class FastWaveNet:
             yield self.step_codes(min(chunk, n - start), temperature, u[start:start + chunk])
 
     def generate(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,
-                 generator: torch.Generator | None = None) -> np.ndarray:
+                 generator: torch.Generator | None = None, floor: float = 0.0) -> np.ndarray:
         self.prime(primer)
+        self.floor = floor
         parts = list(self.stream(n, temperature, generator=generator, chunk=max(n, 1)))
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
@@ -569,10 +584,10 @@ class WaveNetPipeline:
 
     def stream_shared(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,
                       generator: torch.Generator | None = None, chunk: int = 16000,
-                      roll: np.ndarray | None = None, source: np.ndarray | None = None
-                      ) -> Iterator[np.ndarray]:
+                      roll: np.ndarray | None = None, source: np.ndarray | None = None,
+                      floor: float = 0.0) -> Iterator[np.ndarray]:
         """As :meth:`stream`, taking turns with every other open shared stream."""
-        fast = self.primed(primer, roll, source)
+        fast = self.primed(primer, roll, source, floor)
         for codes in self.rounds().stream(fast, n, temperature, uniforms(n, generator), chunk):
             yield mu_law_decode(codes)
 
@@ -592,13 +607,17 @@ class WaveNetPipeline:
         return mu_law_decode(mu_law_encode(audio))
 
     def primed(self, primer: np.ndarray | None, roll: np.ndarray | None,
-               source: np.ndarray | None = None) -> FastWaveNet:
+               source: np.ndarray | None = None, floor: float = 0.0) -> FastWaveNet:
         """A fast state with the roll (conditioned models: (features, frames), frame 0 at the
-        first new sample), the source where the model reads one, and the primer fed."""
+        first new sample), the source where the model reads one, and the primer fed; ``floor``:
+        each probability lowered by it while the output sounds (0: plain sampling)."""
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"a floor is a probability under 1, not {floor}")
         with self._lock:
             if self._layout is None:
                 self._layout = FastWaveNet(self.model)
         fast = self._layout.fresh()
+        fast.floor = float(floor)
         if roll is not None:
             fast.set_roll(roll, source)
         if primer is not None or roll is not None:
@@ -614,21 +633,22 @@ class WaveNetPipeline:
 
     def stream(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,
                generator: torch.Generator | None = None, chunk: int = 16000,
-               roll: np.ndarray | None = None, source: np.ndarray | None = None
-               ) -> Iterator[np.ndarray]:
+               roll: np.ndarray | None = None, source: np.ndarray | None = None,
+               floor: float = 0.0) -> Iterator[np.ndarray]:
         """``n`` new samples after the primer (or silence), ``chunk`` at a time; the chunking
         does not change the audio. A conditioned model reads ``roll`` (and ``source``)."""
-        fast = self.primed(primer, roll, source)
+        fast = self.primed(primer, roll, source, floor)
         for codes in fast.stream(n, temperature, generator=generator, chunk=chunk):
             yield mu_law_decode(codes)
 
     def __call__(self, n: int, temperature: float = 1.0, *, primer: np.ndarray | None = None,
                  generator: torch.Generator | None = None,
                  callback: Callable[[int], None] | None = None,
-                 roll: np.ndarray | None = None, source: np.ndarray | None = None) -> np.ndarray:
+                 roll: np.ndarray | None = None, source: np.ndarray | None = None,
+                 floor: float = 0.0) -> np.ndarray:
         parts = []
         for part in self.stream(n, temperature, primer=primer, generator=generator, roll=roll,
-                                source=source):
+                                source=source, floor=floor):
             parts.append(part)
             if callback is not None:
                 callback(sum(map(len, parts)))

@@ -2,7 +2,8 @@
 
 ``_step`` feeds one code through every layer (ring buffers of past layer inputs, two taps of
 each dilated convolution as one matrix) and the head; ``_feed`` teacher-forces a sequence;
-``_generate`` samples, inverting the tempered softmax's CDF with one uniform number per sample.
+``_generate`` samples, inverting the tempered softmax's CDF with one uniform number per sample
+(with a floor: LPCNet's cut of unlikely codes, only while the output is sounding).
 The gate avoids libm (a rational tanh that LLVM vectorises) and the matrix-vector products run
 32 outputs at a time with their sums in registers (docs/wavenet.md).
 """
@@ -153,9 +154,15 @@ def _step(code, prev, t, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
     _add_vecmat(hid, wh2, logits)
 
 
+# the floor applies while the output's mean distance from silence (codes, a moving average
+# over about 50 samples) is over this: from silence, a note starts from the unlikely codes
+SOUNDING, SOUND_DECAY = 10.0, 0.98
+
+
 @_jit
-def _draw(logits, temperature, u, weights):
-    """Invert the CDF of softmax(logits / temperature) at u (the arg max at temperature 0).
+def _draw(logits, temperature, floor, u, weights):
+    """Invert the CDF of softmax(logits / temperature) at u (the arg max at temperature 0),
+    each probability first lowered by ``floor`` (none below zero; Valin and Skoglund 2019).
     ``weights`` (float64, one per class) receives the unnormalised probabilities."""
     Q = logits.shape[0]
     best = 0
@@ -169,6 +176,13 @@ def _draw(logits, temperature, u, weights):
     for i in range(Q):
         weights[i] = np.exp((np.float64(logits[i]) - top) / temperature)
         total += weights[i]
+    if floor > 0.0:
+        cut, total = floor * total, 0.0
+        for i in range(Q):
+            weights[i] = max(weights[i] - cut, 0.0)
+            total += weights[i]
+        if total <= 0.0:
+            return best
     target = u * total
     acc = 0.0
     for i in range(Q):
@@ -195,9 +209,9 @@ def _feed(codes, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2, 
 
 
 @_jit
-def _generate(n, u, temperature, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1, bh1, wh2, bh2,
-              dil, hist, x2, z, g, skip, hid, logits, cb, wsrc, src, out):
-    """Sample n codes; state as for _feed."""
+def _generate(n, u, temperature, floor, sound, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1,
+              bh1, wh2, bh2, dil, hist, x2, z, g, skip, hid, logits, cb, wsrc, src, out):
+    """Sample n codes; state as for _feed; sound[0]: the output's moving distance from silence."""
     weights = np.empty(logits.shape[0], np.float64)
     for i in range(n):
         code = state[2]
@@ -206,6 +220,7 @@ def _generate(n, u, temperature, state, emb0, emb1, wd, bd, wr, br, ws, bs, wh1,
               state[5])
         state[1] = code
         state[0] += 1
-        nxt = _draw(logits, temperature, u[i], weights)
+        nxt = _draw(logits, temperature, floor if sound[0] > SOUNDING else 0.0, u[i], weights)
+        sound[0] = SOUND_DECAY * sound[0] + (1.0 - SOUND_DECAY) * abs(nxt - 127.5)
         out[i] = nxt
         state[2] = nxt

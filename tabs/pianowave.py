@@ -45,6 +45,7 @@ def card_metrics() -> dict:
 
 METRICS = card_metrics()
 TEMPERATURE = float(METRICS.get("temperature", 1.0))   # the card's best for pitch
+FLOOR = float(METRICS.get("floor", 0.0))               # the floor the card measured with
 
 
 def how_good() -> str:
@@ -82,6 +83,9 @@ a time, 16,000 a second, as the WaveNet tab does, but told what to play.
 * **Temperature** divides the network's scores before it draws each sample: 1 is the model as
   trained; lower gives a cleaner, quieter tone (at 0 it may fall silent); higher adds hiss. The
   default is the temperature at which the model card found the most keys at the right pitch.
+* **Floor** (LPCNet's trick): while the output sounds, every sample value's probability is
+  lowered by this much before the draw, so the many unlikely values, which add up to hiss, are
+  not drawn. 0 is plain sampling: compare them. It is off in silence, or no note would start.
 * **Tempo** scales time (typed notes are 120 beats a minute at 100%); **transpose** moves every
   note by semitones. **Seed**: the same seed and settings give the same performance.
 * **Compare** with *fluidsynth*, a sample-based synthesiser playing the same notes with the
@@ -181,18 +185,19 @@ def comparison(notes: list[Note]) -> tuple[np.ndarray | None, str]:
 
 
 def perform(mode, text, example, midi, tempo, transpose, velocity, temperature, seed,
-            request: gr.Request = None, progress=gr.Progress()):
+            floor=FLOOR, request: gr.Request = None, progress=gr.Progress()):
     """Stream the WaveNet's performance; then its spectrogram beside fluidsynth's, and both."""
     temperature = number(temperature, "Temperature", 0, 2)
+    floor = number(floor, "Floor", 0, 0.5)
     seed = seed_value(seed)
     notes, said, title = notes_for(mode, text, example, midi, tempo, transpose, velocity)
     with PIANO_LANE.ticket(visitor_of(request)) as ticket:
         while not ticket.admitted(timeout=1.0):
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), ticket.message()
-        yield from performing(notes, said, title, temperature, seed, progress)
+        yield from performing(notes, said, title, temperature, seed, floor, progress)
 
 
-def performing(notes, said, title, temperature, seed, progress):
+def performing(notes, said, title, temperature, seed, floor, progress):
     pipe = pipeline(progress)
     rate = pipe.rate
     n = pipe.samples(notes)
@@ -200,7 +205,8 @@ def performing(notes, said, title, temperature, seed, progress):
     picture = roll_figure(notes, seconds, f"{title}: {len(notes)} notes")
     yield picture, gr.skip(), gr.skip(), gr.skip(), gr.skip(), sentence(said) + "Writing..."
     deadline, parts, busy = Deadline(), [], 0.0
-    chunks = pipe.stream(notes, temperature, generator=generator(seed), chunk=rate, shared=True)
+    chunks = pipe.stream(notes, temperature, generator=generator(seed), chunk=rate, shared=True,
+                         floor=floor)
     for audio, busy in timed(chunks):
         parts.append(audio)
         done = sum(map(len, parts))
@@ -215,7 +221,7 @@ def performing(notes, said, title, temperature, seed, progress):
                 sentence(said) + message
     made = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     ref, how = comparison(notes)
-    rows = [(made, f"WaveNet, temperature {temperature:g}, seed {seed}")]
+    rows = [(made, f"WaveNet, temperature {temperature:g}, floor {floor:g}, seed {seed}")]
     if ref is not None:
         rows.append((ref, how))
     plot = figure_rows(rows, rate, title)
@@ -229,7 +235,7 @@ def performing(notes, said, title, temperature, seed, progress):
            sentence(said) + message)
 
 
-def check_note(key, velocity, temperature, seed, request: gr.Request = None,
+def check_note(key, velocity, temperature, seed, floor=FLOOR, request: gr.Request = None,
                progress=gr.Progress()):
     """One key alone: the WaveNet plays it for half a second; YIN reads the pitch it played.
     While it waits for a slot, the verdict says its place in line."""
@@ -237,6 +243,7 @@ def check_note(key, velocity, temperature, seed, request: gr.Request = None,
         raise gr.Error(f"Unknown key {key!r}: pick one from C2 to C7.")
     velocity = number(velocity, "Velocity", 1, 127, integer=True)
     temperature = number(temperature, "Temperature", 0, 2)
+    floor = number(floor, "Floor", 0, 0.5)
     seed = seed_value(seed)
     pitch = 36 + KEY_NAMES.index(key)
     with PIANO_LANE.ticket(visitor_of(request)) as ticket:
@@ -245,7 +252,7 @@ def check_note(key, velocity, temperature, seed, request: gr.Request = None,
         pipe = pipeline(progress)
         rate = pipe.rate
         audio = pipe.perform([Note(pitch, 0.0, NOTE_SECONDS, velocity)], int(CHECK_SECONDS * rate),
-                             temperature, generator=generator(seed))
+                             temperature, generator=generator(seed), floor=floor)
     heard, periodic = note_pitch(audio, rate, 0.05, NOTE_SECONDS - 0.05)
     want = hz_of(pitch)
     if heard is None:
@@ -308,6 +315,10 @@ def build(ctx: TabContext) -> None:
                                             info=f"{TEMPERATURE:g}: the best for pitch on the "
                                                  "model card; lower: cleaner, may fall silent; "
                                                  "higher: hiss")
+                    floor = gr.Slider(0, 0.1, value=FLOOR, step=0.005, label="Floor",
+                                      info=f"{FLOOR:g}: the model card's; cuts the unlikely "
+                                           "sample values (hiss) while a note sounds; 0: plain "
+                                           "sampling")
                     seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
                                      label="Seed")
                 with gr.Column(scale=2, min_width=300):
@@ -337,6 +348,8 @@ def build(ctx: TabContext) -> None:
                     key_velocity = gr.Slider(20, 127, value=80, step=1, label="Velocity")
                     key_temperature = gr.Slider(0, 1.5, value=TEMPERATURE, step=0.05,
                                                 label="Temperature")
+                    key_floor = gr.Slider(0, 0.1, value=FLOOR, step=0.005, label="Floor",
+                                          info="0: plain sampling")
                     key_seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
                                          label="Seed")
                     check = gr.Button("Play and measure", variant="primary",
@@ -352,11 +365,11 @@ def build(ctx: TabContext) -> None:
     midi.upload(lambda: "MIDI file", None, mode, api_visibility="private", queue=False)
     text.input(lambda: "Typed notes", None, mode, api_visibility="private", queue=False)
     event = run.click(perform, [mode, text, example, midi, tempo, transpose, velocity,
-                                temperature, seed], [roll, audio, plot, reference, wav, status],
+                                temperature, seed, floor], [roll, audio, plot, reference, wav, status],
                       api_name="piano_play", concurrency_id="piano",
                       concurrency_limit=PIANO_LANE.slots)
     stop.click(lambda: "Stopped.", None, status, cancels=[event], api_name="piano_stop",
                queue=False)
-    check.click(check_note, [key, key_velocity, key_temperature, key_seed],
+    check.click(check_note, [key, key_velocity, key_temperature, key_seed, key_floor],
                 [key_audio, key_plot, verdict], api_name="piano_note", concurrency_id="piano",
                 concurrency_limit=PIANO_LANE.slots)

@@ -222,12 +222,14 @@ def test_shipped_pitch_accuracy_is_what_its_card_says():
     from train.pianowave import PITCH_SECONDS, pitch_summary, pitch_table
 
     card = json.loads((SHIPPED / "metrics.json").read_text())
-    metrics, TEMPERATURE = card["pitch"], card["temperature"]
+    metrics, TEMPERATURE, FLOOR = card["pitch"], card["temperature"], card.get("floor", 0.0)
     pipe = PianoPipeline.from_pretrained(str(SHIPPED))
     n = int(PITCH_SECONDS * pipe.rate)
-    rows = pitch_table(lambda note, k: pipe.perform([note], n, TEMPERATURE, generator=generator(k)))
+    rows = pitch_table(lambda note, k: pipe.perform([note], n, TEMPERATURE, generator=generator(k),
+                                                    floor=FLOOR))
     got = pitch_summary(rows)
     assert f"**{metrics['wavenet']['accuracy']:.0%}**" in tab.how_good()   # the tab says it
+    assert tab.FLOOR == FLOOR and tab.TEMPERATURE == TEMPERATURE          # and starts there
     assert got["notes"] == metrics["wavenet"]["notes"] == 122
     assert abs(got["within"] - metrics["wavenet"]["within"]) <= 2
     assert metrics["render"]["accuracy"] == 1.0
@@ -259,6 +261,11 @@ def test_the_tab_plays_through_the_api_and_a_seed_reproduces_it(client):
         client.predict(key="Z4", velocity=80, temperature=1.0, seed=0, api_name="/piano_note")
     with pytest.raises(AppError, match="Temperature|greater than maximum"):
         client.predict(**{**args, "temperature": 50}, api_name="/piano_play")
+    with pytest.raises(AppError, match="Floor|greater than maximum|less than minimum"):
+        client.predict(**{**args, "floor": -1}, api_name="/piano_play")
+    # the floor is what it says: 0 is plain sampling, another sound from the same seed
+    plain = client.predict(**{**args, "floor": 0}, api_name="/piano_play")[4]
+    assert not np.array_equal(sf.read(plain, dtype="int16")[0], data)
     # and the server keeps serving
     assert "Done" in client.predict(**args, api_name="/piano_play")[5]
 

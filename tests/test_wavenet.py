@@ -19,7 +19,7 @@ from models.audio import AudioError, normalise, read_audio, spectrogram, wav_byt
 from models.hub import REPO_ROOT, WEIGHTS_DIR, from_pretrained
 from models.runtime import generator
 from models.wavenet import (SILENCE, FastWaveNet, IncrementalState, WaveNet, WaveNetConfig,
-                            WaveNetPipeline, WaveRounds, generate_incremental, generate_naive, mu_law_decode,
+                            WaveNetPipeline, WaveRounds, draw, generate_incremental, generate_naive, mu_law_decode,
                             mu_law_encode, receptive_field,
                             teacher_forced_logits)
 from tabs.wavenet import MODEL_NAMES as WAVENET_MODELS
@@ -257,6 +257,36 @@ def test_the_three_paths_sample_the_same_audio_from_a_seed():
     out.append(FastWaveNet(model).generate(60, 0.9, primer=primer,
                                            generator=torch.Generator().manual_seed(5)))
     assert (out[0] == out[1]).all() and (out[0] == out[2]).all()
+
+
+def test_the_floor_cuts_unlikely_codes_only_while_the_output_sounds():
+    """LPCNet's floor: a code whose probability is under it is never drawn, the rest in
+    proportion to what is left; the compiled loop does what the definition does, in any
+    chunks; from silence the floor is off (or no note would start)."""
+    logits = torch.tensor([3.0, 2.0, 0.0, -1.0, -5.0])
+    p = torch.softmax(logits.double(), -1)
+    kept = (p - 0.02).clamp(min=0)
+    drawn = np.array([draw(logits, 1.0, u, 0.02) for u in np.linspace(0.001, 0.999, 999)])
+    assert set(drawn) == {0, 1, 2} and float(p[3]) < 0.02 < float(p[2])
+    np.testing.assert_allclose(np.bincount(drawn, minlength=5) / 999, kept / kept.sum(), atol=0.003)
+    assert draw(logits, 1.0, 0.5, 0.9) == 0                   # nothing left: the likeliest
+
+    model = tiny()
+    ask = dict(primer=codes_of(40), generator=torch.Generator().manual_seed(5))
+    naive = generate_naive(model, 120, 1.0, floor=0.02, **ask)
+    ask["generator"] = torch.Generator().manual_seed(5)
+    fast = FastWaveNet(model)
+    assert (fast.generate(120, 1.0, floor=0.02, **ask) == naive).all()
+    fast.prime(codes_of(40))
+    parts = list(fast.stream(120, 1.0, generator=torch.Generator().manual_seed(5), chunk=7))
+    assert (np.concatenate(parts) == naive).all()             # the moving level crosses chunks
+    plain = FastWaveNet(model).generate(120, 1.0, primer=codes_of(40),
+                                        generator=torch.Generator().manual_seed(5))
+    assert (plain != naive).any()                             # the floor took effect
+    silent = FastWaveNet(model)
+    u = torch.Generator().manual_seed(6)
+    first = silent.generate(1, 1.0, floor=0.5, generator=u)   # from silence: as without it
+    assert first[0] == FastWaveNet(model).generate(1, 1.0, generator=torch.Generator().manual_seed(6))[0]
 
 
 def test_seed_reproduces_audio_and_chunking_does_not_change_it():

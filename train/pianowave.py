@@ -25,7 +25,7 @@ from models.audio import figure_rows
 from models.hub import from_pretrained
 from models.pianoroll import (FPS, KEYS, LOWEST, ONSET_DELAY, Note, Tuning, hz_of, render_many,
                               snap, source, to_roll)
-from models.pianowave import TUNING_NAME, PianoPipeline, cents, note_pitch, spectral_peak
+from models.pianowave import FLOOR, TUNING_NAME, PianoPipeline, cents, note_pitch, spectral_peak
 from models.runtime import generator
 from models.wavenet import FastWaveNet, WaveNet, WaveNetConfig, WaveNetPipeline, bits_per_sample, \
     mu_law_decode, mu_law_encode
@@ -270,15 +270,18 @@ def measure(folder: Path, data: Path = Path("runs/pianoroll"), quick: bool = Fal
     rows = pitch_table(lambda note, k: pipe.perform([note], n_pitch, chosen,
                                                     generator=generator(k)), keys)
     pitch_time = time.time() - t
+    unfloored = pitch_table(lambda note, k: pipe.perform([note], n_pitch, chosen, generator=generator(k),
+                                                         floor=0.0), keys)
     renders = render_many([[Note(r["pitch"], 0.0, NOTE_SECONDS, r["velocity"])] for r in rows],
                           tail=PITCH_SECONDS - NOTE_SECONDS)
     ref_rows = pitch_table(lambda note, k: renders[k], keys)
     plain_rows = (pitch_table(lambda note, k: mu_law_decode(FastWaveNet(plain).generate(
         n_pitch, chosen, generator=generator(k))), keys) if plain is not None else None)
-    metrics = dict(temperature=chosen, temperature_trial=trial, pitch=dict(
+    metrics = dict(temperature=chosen, temperature_trial=trial, floor=FLOOR, pitch=dict(
         key_range=f"MIDI {keys[0]}-{keys[-1]}", velocities=list(PITCH_VELOCITIES),
         note_seconds=NOTE_SECONDS, cents_ok=CENTS_OK, seconds=pitch_time,
-        wavenet=pitch_summary(rows), render=pitch_summary(ref_rows),
+        wavenet=pitch_summary(rows), wavenet_no_floor=pitch_summary(unfloored),
+        render=pitch_summary(ref_rows),
         unconditioned=pitch_summary(plain_rows) if plain_rows else None, rows=rows))
 
     import librosa
