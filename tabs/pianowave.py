@@ -46,6 +46,7 @@ def card_metrics() -> dict:
 METRICS = card_metrics()
 TEMPERATURE = float(METRICS.get("temperature", 1.0))   # the card's best for pitch
 FLOOR = float(METRICS.get("floor", 0.0))               # the floor the card measured with
+VELOCITY = 100   # the card: keys struck at 100 are right far more often than at 50
 
 
 def how_good() -> str:
@@ -257,7 +258,8 @@ def check_note(key, velocity, temperature, seed, floor=FLOOR, request: gr.Reques
     want = hz_of(pitch)
     if heard is None:
         verdict = (f"Asked for **{key}** ({want:.1f} Hz). What it played has **no clear pitch** "
-                   "(noise, or silence): try another seed or a lower temperature.")
+                   "(noise, or silence): try another seed, or a harder strike (it plays loud "
+                   "keys right far more often than soft ones; see its card).")
     else:
         off = cents(heard, pitch)
         near = note_key_name(int(round(pitch + off / 100)))
@@ -308,8 +310,10 @@ def build(ctx: TabContext) -> None:
                     tempo = gr.Slider(50, 200, value=100, step=5, label="Tempo (%)")
                     transpose = gr.Slider(-12, 12, value=0, step=1,
                                           label="Transpose (semitones)")
-                    velocity = gr.Slider(20, 127, value=80, step=1,
-                                         label="Loudness of typed notes (MIDI velocity)")
+                    velocity = gr.Slider(20, 127, value=VELOCITY, step=1,
+                                         label="Loudness of typed notes (MIDI velocity)",
+                                         info="the model plays loud keys in tune far more "
+                                              "often than soft ones (its card)")
                     temperature = gr.Slider(0, 1.5, value=TEMPERATURE, step=0.05,
                                             label="Temperature",
                                             info=f"{TEMPERATURE:g}: the best for pitch on the "
@@ -345,7 +349,8 @@ def build(ctx: TabContext) -> None:
                 with gr.Column(scale=1, min_width=300):
                     key = gr.Dropdown(KEY_NAMES, value="A4", label="Key",
                                       elem_id="piano-key")
-                    key_velocity = gr.Slider(20, 127, value=80, step=1, label="Velocity")
+                    key_velocity = gr.Slider(20, 127, value=VELOCITY, step=1, label="Velocity",
+                                             info="how hard the key is struck")
                     key_temperature = gr.Slider(0, 1.5, value=TEMPERATURE, step=0.05,
                                                 label="Temperature")
                     key_floor = gr.Slider(0, 0.1, value=FLOOR, step=0.005, label="Floor",

@@ -230,6 +230,8 @@ def test_shipped_pitch_accuracy_is_what_its_card_says():
     got = pitch_summary(rows)
     assert f"**{metrics['wavenet']['accuracy']:.0%}**" in tab.how_good()   # the tab says it
     assert tab.FLOOR == FLOOR and tab.TEMPERATURE == TEMPERATURE          # and starts there
+    right = {v: sum(r["ok"] for r in metrics["rows"] if r["velocity"] == v) for v in metrics["velocities"]}
+    assert max(right, key=right.get) == tab.VELOCITY          # the tab's keys struck as it plays best
     assert got["notes"] == metrics["wavenet"]["notes"] == 122
     assert abs(got["within"] - metrics["wavenet"]["within"]) <= 2
     assert metrics["render"]["accuracy"] == 1.0
