@@ -179,6 +179,17 @@ def test_windows_line_up_and_a_tiny_conditioned_wavenet_trains_and_plays(tmp_pat
                                             chunk=1000)))
     assert np.array_equal(audio, again)                # a seed reproduces it, in any chunks
 
+    # chosen by a quick pitch check: every evaluation scored, the export the best-scored one
+    main(["--tiny", "--data", str(tmp_path / "rolls"), "--out", str(tmp_path / "pitched"),
+          "--run-dir", str(tmp_path / "run2"), "--select-by-pitch", "--harmonics", "0"])
+    import json
+
+    log = [json.loads(line) for line in (tmp_path / "run2" / "log.jsonl").read_text().splitlines()]
+    assert log and all(0 <= r["select"] <= 1 for r in log)
+    exported = json.loads((tmp_path / "pitched" / "config.json").read_text())["training"]["step"]
+    firsts = [r["step"] for r in log if r["select"] == max(x["select"] for x in log)]
+    assert exported == firsts[0]
+
 
 def test_the_source_is_the_notes_sines_and_cosines_from_where_fluidsynth_starts_them():
     from models.pianoroll import ONSET_DELAY, SOURCE_GAIN

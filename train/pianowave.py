@@ -147,7 +147,20 @@ def train(args) -> Path:
     return fit(args, config, device, RunDir(args.run_dir or f"runs/pianowave{'-tiny' if args.tiny else ''}"),
                lambda rng: batch_of(data, rf + args.window, args.batch_size, m, rng, h, tuning,
                                     args.exercise_share),
-               lambda model: evaluate(model, *val))
+               lambda model: evaluate(model, *val),
+               (lambda model: quick_pitch(model, tuning, QUICK_KEYS[:2] if args.tiny else QUICK_KEYS))
+               if args.select_by_pitch else None)
+
+
+def quick_pitch(model: WaveNet, tuning: Tuning | None, keys=None) -> float:
+    """Share of keys in tune, every other key C2-C7 at alternating velocities 50 / 100, as the
+    pipeline plays them (the floor on): a cheap guide for which weights to export."""
+    pipe = PianoPipeline(WaveNetPipeline(model), tuning)
+    rows = [(p, pipe.perform([Note(p, 0.0, NOTE_SECONDS, PITCH_VELOCITIES[i % 2])],
+                             int(PITCH_SECONDS * RATE), 1.0, generator=generator(p)))
+            for i, p in enumerate(QUICK_KEYS if keys is None else keys)]
+    return float(np.mean([(hz := note_pitch(a, RATE)[0]) is not None and abs(cents(hz, p)) <= CENTS_OK
+                          for p, a in rows]))
 
 
 # ---------------------------------------------------------------- measurements
@@ -155,6 +168,7 @@ PITCH_KEYS = range(36, 97)           # C2 .. C7, each alone
 PITCH_VELOCITIES = (50, 100)
 NOTE_SECONDS, PITCH_SECONDS = 0.5, 0.6   # held; generated (the pitch is read from 50-450 ms)
 CENTS_OK = 50
+QUICK_KEYS = PITCH_KEYS[::2]
 MUSIC = ["joplin_maple_leaf_rag-t+0-x1", "chopin_mazurka06-2-t+0-x1",
          "bach_bwv66_6_mxl-t+0-x1", "bach_bwv25_6_mxl-t+0-x1"]   # held-out pieces
 MUSIC_SECONDS = 10.0
@@ -423,6 +437,8 @@ def main(argv: list[str] | None = None) -> None:
     add_training_args(p, tiny_steps=20)
     p.add_argument("--exercise-share", type=float, default=0.0, metavar="SHARE",
                    help="share of training windows cut from the exercises (0: as in the audio)")
+    p.add_argument("--select-by-pitch", action="store_true",
+                   help="export the weights whose quick pitch check (31 keys) is the best so far")
     p.add_argument("--measure", type=Path, metavar="FOLDER",
                    help="measure an exported model against fluidsynth: metrics.json, samples/")
     p.add_argument("--examples", type=Path, metavar="FOLDER",

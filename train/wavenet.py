@@ -159,19 +159,21 @@ def warm_start(model: WaveNet, ema: WeightAverage, path: str | Path) -> tuple[in
 
 
 def fit(args, config: WaveNetConfig, device: torch.device, run: RunDir,
-        next_batch: Callable[[np.random.Generator], tuple], held_out: Callable[[WaveNet], float]
-        ) -> Path:
+        next_batch: Callable[[np.random.Generator], tuple], held_out: Callable[[WaveNet], float],
+        select: Callable[[WaveNet], float] | None = None) -> Path:
     """The training loop every WaveNet trainer shares: resumable, Adam with a warm-up and a
     halving schedule, Polyak averaging, the better of the weights and their average exported
-    whenever held-out bits improve. ``next_batch(rng)`` gives (codes, *conditioning)."""
+    whenever held-out bits improve (or, with ``select``, whenever its score of those weights,
+    higher is better, beats the best so far). ``next_batch(rng)`` gives (codes, *conditioning)."""
     model = WaveNet(config).to(device)
     ema = WeightAverage(model, args.ema, warmup=True)  # Polyak averaging, as in the paper
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    step, best, seen = 0, math.inf, 0
+    step, best, seen, chosen = 0, math.inf, 0, -math.inf
     if (state := run.resume()) is not None:
         model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, best, seen = state["step"], state["best"], state["seen"]
+        chosen = float(state.get("chosen", -math.inf))
         args.warm_from = int(state.get("warm_from", 0))
         print(f"resumed {run.path} at step {step} (best held-out {best:.4f} bits/sample)", flush=True)
     elif getattr(args, "warm_start", None):
@@ -210,8 +212,13 @@ def fit(args, config: WaveNetConfig, device: torch.device, run: RunDir,
                           lr=lr_at(step, args), samples_seen=seen,
                           seconds=time.time() - last_eval)
             running, running_n, last_eval = 0.0, 0, time.time()
+            better = val < best or getattr(args, "export_latest", False)
+            if select is not None:
+                record["select"] = select(ema.module if val_ema <= val_raw else model)
+                better = record["select"] > chosen
+                chosen = max(chosen, record["select"])
             run.log(record)
-            if val < best or getattr(args, "export_latest", False):
+            if better:
                 best = min(best, val)
                 log = run.records()
                 save_pretrained(ema.module if val_ema <= val_raw else model, args.out, half=True,
@@ -225,7 +232,8 @@ def fit(args, config: WaveNetConfig, device: torch.device, run: RunDir,
                   f"(EMA {val_ema:.4f}) bits/sample "
                   f"(best {best:.4f}) lr {record['lr']:.2e} {record['seconds']:.0f}s", flush=True)
             run.save(model=model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(),
-                     step=step, best=best, seen=seen, warm_from=getattr(args, "warm_from", 0))
+                     step=step, best=best, seen=seen, warm_from=getattr(args, "warm_from", 0),
+                     chosen=chosen)
         if out_of_time:
             budget.announce()
             break
