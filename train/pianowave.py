@@ -159,8 +159,13 @@ def quick_pitch(model: WaveNet, tuning: Tuning | None, keys=None) -> float:
     rows = [(p, pipe.perform([Note(p, 0.0, NOTE_SECONDS, PITCH_VELOCITIES[i % 2])],
                              int(PITCH_SECONDS * RATE), 1.0, generator=generator(p)))
             for i, p in enumerate(QUICK_KEYS if keys is None else keys)]
-    return float(np.mean([(hz := note_pitch(a, RATE)[0]) is not None and abs(cents(hz, p)) <= CENTS_OK
-                          for p, a in rows]))
+    return float(np.mean([in_tune(a, p) for p, a in rows]))
+
+
+def in_tune(audio: np.ndarray, pitch: int) -> bool:
+    """Whether YIN reads the key's pitch, within CENTS_OK, from a note played from time 0."""
+    hz = note_pitch(audio, RATE)[0]
+    return hz is not None and abs(cents(hz, pitch)) <= CENTS_OK
 
 
 # ---------------------------------------------------------------- measurements
@@ -276,9 +281,7 @@ def measure(folder: Path, data: Path = Path("runs/pianoroll"), quick: bool = Fal
     for temperature in TEMPERATURES[:1] if quick else TEMPERATURES:
         tried = [pipe.perform([Note(p, 0.0, NOTE_SECONDS, 80)], n_pitch, temperature,
                               generator=generator(1000 + p)) for p in keys[::3]]
-        trial[temperature] = float(np.mean([
-            (hz := note_pitch(audio, RATE)[0]) is not None and abs(cents(hz, p)) <= CENTS_OK
-            for p, audio in zip(keys[::3], tried)]))
+        trial[temperature] = float(np.mean([in_tune(audio, p) for p, audio in zip(keys[::3], tried)]))
     chosen = max(trial, key=lambda t: (trial[t], t))
     t = time.time()
     rows = pitch_table(lambda note, k: pipe.perform([note], n_pitch, chosen,
