@@ -23,6 +23,7 @@ GRID = 0.004                     # fluidsynth starts notes on 64-sample blocks: 
 ONSET_DELAY = 64                 # samples from a grid onset to the note's start in its render
 SOURCE_GAIN = 4.0                # the source's scale: its 1x1 projection starts at zero and
                                  # learns as fast as the code embeddings it is added to
+ATTACK_TIME = 0.1                # s: how fast a played note's boosted source falls back
 GAIN = 1.5           # fluidsynth's master gain: a velocity-80 piece near RMS 0.08, peaks under 0.5
 SOUNDFONTS = ["/usr/share/sounds/sf3/MuseScore_General.sf3",
               "/usr/share/sounds/sf3/MuseScore_General_Full.sf3"]
@@ -158,14 +159,15 @@ class Tuning:
 
 
 def source(notes: list[Note], first: int, n: int, rate: int = RATE, harmonics: int = 4,
-           tuning: Tuning | None = None) -> np.ndarray:
+           tuning: Tuning | None = None, attack: float = 1.0) -> np.ndarray:
     """(2 * harmonics, n) float32 for samples first .. first + n - 1: the sum over sounding notes
     of SOURCE_GAIN * velocity / 127 * sin(theta_h), then of the cosines, for the first
     ``harmonics`` partials (none at or above Nyquist), theta_h = 2 pi f_h t + phase_h from where
     fluidsynth starts the note (ONSET_DELAY after its grid onset), f_h and phase_h from the
     ``tuning`` (equal temperament and zero phase without one): a fixed excitation at the notes'
     pitches (the "sine source" of neural source-filter vocoders, Wang et al. 2019) that the
-    WaveNet shapes into a piano."""
+    WaveNet shapes into a piano. With ``attack`` > 1 (playing, not training) each note's level
+    starts ``attack`` times higher and falls back with time constant ATTACK_TIME."""
     tuning = tuning or Tuning.equal(harmonics)
     out = np.zeros((2 * harmonics, n), np.float64)
     for note in notes:
@@ -175,11 +177,12 @@ def source(notes: list[Note], first: int, n: int, rate: int = RATE, harmonics: i
         if b <= a:
             continue
         t = (np.arange(a, b) - begin) / rate
+        envelope = level * (1 + (attack - 1) * np.exp(-t / ATTACK_TIME)) if attack != 1 else level
         for h, (f, phase) in enumerate(tuning.partials(note.pitch, note.velocity)[:harmonics]):
             if 0 < f < rate / 2:
                 theta = 2 * np.pi * f * t + phase
-                out[h, a - first:b - first] += level * np.sin(theta)
-                out[harmonics + h, a - first:b - first] += level * np.cos(theta)
+                out[h, a - first:b - first] += envelope * np.sin(theta)
+                out[harmonics + h, a - first:b - first] += envelope * np.cos(theta)
     return out.astype(np.float32)
 
 

@@ -147,13 +147,24 @@ def roll_figure(notes: list[Note], seconds: float, title: str = "") -> np.ndarra
 # is lowered by this much, so the unlikely codes that add up to hiss are not drawn; from
 # silence it is off, or no note would start (docs/pianowave.md: keys in tune 16% -> 32%)
 FLOOR = 0.02
+ATTACK = 8.0     # each note's source starts this many times louder (models.pianoroll.source)
+
+
+def level(attack: float) -> float:
+    """What a performance is scaled by so the attack changes how notes start, not how loud the
+    piece is: with the attack the model plays about sqrt(attack) times louder (measured RMS
+    against fluidsynth at attacks 1, 3, 5 and 8: 0.80, 1.43, 1.78, 2.04; docs/pianowave.md)."""
+    return float(attack) ** -0.5
 
 
 class PianoPipeline:
     """A piano-roll conditioned WaveNet in note terms: ``notes`` (seconds from the start) in,
     float audio at the model's rate out, ``TAIL`` seconds past the last release. Notes are
     played on the 4 ms grid the training renders used (models.pianoroll.snap); ``floor``:
-    each probability lowered by it while the output sounds (:data:`FLOOR`)."""
+    each probability lowered by it while the output sounds (:data:`FLOOR`); ``attack``: each
+    note's sine source starts that many times stronger than in training and falls back over
+    ATTACK_TIME, so a note starts at its pitch (:data:`ATTACK`; 1 = as trained), and the audio
+    is scaled by :func:`level` to keep the loudness of the music."""
 
     def __init__(self, wavenet: WaveNetPipeline, tuning: Tuning | None = None):
         if wavenet.config.cond_features != 3 * KEYS or wavenet.config.cond_hop * FPS != \
@@ -181,33 +192,39 @@ class PianoPipeline:
     def samples(self, notes: list[Note]) -> int:
         return frames_for(notes, TAIL) * self.config.cond_hop
 
-    def source(self, notes: list[Note], n: int) -> np.ndarray | None:
+    def source(self, notes: list[Note], n: int, attack: float = ATTACK) -> np.ndarray | None:
         """The sines at the notes' pitches the model reads with the roll (if it reads them)."""
         h = self.config.source_channels // 2
-        return source(snap(notes), 0, n, self.rate, h, self.tuning) if h else None
+        return source(snap(notes), 0, n, self.rate, h, self.tuning, attack) if h else None
 
     def perform(self, notes: list[Note], n: int, temperature: float = 1.0, *,
-                generator: torch.Generator | None = None, floor: float = FLOOR) -> np.ndarray:
+                generator: torch.Generator | None = None, floor: float = FLOOR,
+                attack: float = ATTACK) -> np.ndarray:
         """Exactly ``n`` samples of the notes (a roll of whole frames covering them)."""
         roll = to_roll(snap(notes), -(-n // self.config.cond_hop)).reshape(3 * KEYS, -1)
-        return self.wavenet(n, temperature, generator=generator, roll=roll,
-                            source=self.source(notes, n), floor=floor)
+        return level(attack) * self.wavenet(n, temperature, generator=generator, roll=roll,
+                                            source=self.source(notes, n, attack), floor=floor)
 
     def stream(self, notes: list[Note], temperature: float = 1.0, *,
                generator: torch.Generator | None = None, chunk: int = 16000,
-               shared: bool = False, floor: float = FLOOR) -> Iterator[np.ndarray]:
+               shared: bool = False, floor: float = FLOOR, attack: float = ATTACK
+               ) -> Iterator[np.ndarray]:
         """The performance ``chunk`` samples at a time (the chunking does not change it); with
         ``shared``, taking turns with every other open stream of this model."""
         run = self.wavenet.stream_shared if shared else self.wavenet.stream
         n = self.samples(notes)
-        yield from run(n, temperature, generator=generator, chunk=chunk, roll=self.roll(notes),
-                       source=self.source(notes, n), floor=floor)
+        gain = np.float32(level(attack))
+        for part in run(n, temperature, generator=generator, chunk=chunk, roll=self.roll(notes),
+                        source=self.source(notes, n, attack), floor=floor):
+            yield gain * part
 
     def __call__(self, notes: list[Note], temperature: float = 1.0, *,
                  generator: torch.Generator | None = None,
-                 callback: Callable[[int], None] | None = None, floor: float = FLOOR) -> np.ndarray:
+                 callback: Callable[[int], None] | None = None, floor: float = FLOOR,
+                 attack: float = ATTACK) -> np.ndarray:
         parts: list[np.ndarray] = []
-        for part in self.stream(notes, temperature, generator=generator, floor=floor):
+        for part in self.stream(notes, temperature, generator=generator, floor=floor,
+                                attack=attack):
             parts.append(part)
             if callback is not None:
                 callback(sum(map(len, parts)))

@@ -46,7 +46,8 @@ def card_metrics() -> dict:
 METRICS = card_metrics()
 TEMPERATURE = float(METRICS.get("temperature", 1.0))   # the card's best for pitch
 FLOOR = float(METRICS.get("floor", 0.0))               # the floor the card measured with
-VELOCITY = 100   # the card: keys struck at 100 are right far more often than at 50
+ATTACK = float(METRICS.get("attack", 1.0))             # and the attack
+VELOCITY = 100   # the card: keys struck at 100 are right at least as often as at 50
 
 
 def how_good() -> str:
@@ -60,6 +61,9 @@ def how_good() -> str:
     if share < 0.95:
         line += (" (the goal is 95%): it is still learning, on a CPU, and often writes noise "
                  "where a note should be. fluidsynth's render beside it is what it imitates")
+    else:
+        line += (". It is not yet a clean piano: beside fluidsynth's render (what it imitates) "
+                 "you will hear the hiss it writes around the notes")
     return line + "."
 
 
@@ -87,6 +91,11 @@ a time, 16,000 a second, as the WaveNet tab does, but told what to play.
 * **Floor** (LPCNet's trick): while the output sounds, every sample value's probability is
   lowered by this much before the draw, so the many unlikely values, which add up to hiss, are
   not drawn. 0 is plain sampling: compare them. It is off in silence, or no note would start.
+* **Attack**: how many times stronger than in training each note's sine starts (it falls back
+  within about a tenth of a second). Running on its own samples, the model has to find a new
+  note's period in the noise of the last one; a stronger start lets it lock on, and its own
+  past carries the note from there. It would also play louder: the audio is scaled back by
+  1/sqrt(attack). 1 is the sine as trained.
 * **Tempo** scales time (typed notes are 120 beats a minute at 100%); **transpose** moves every
   note by semitones. **Seed**: the same seed and settings give the same performance.
 * **Compare** with *fluidsynth*, a sample-based synthesiser playing the same notes with the
@@ -186,19 +195,20 @@ def comparison(notes: list[Note]) -> tuple[np.ndarray | None, str]:
 
 
 def perform(mode, text, example, midi, tempo, transpose, velocity, temperature, seed,
-            floor=FLOOR, request: gr.Request = None, progress=gr.Progress()):
+            floor=FLOOR, attack=ATTACK, request: gr.Request = None, progress=gr.Progress()):
     """Stream the WaveNet's performance; then its spectrogram beside fluidsynth's, and both."""
     temperature = number(temperature, "Temperature", 0, 2)
     floor = number(floor, "Floor", 0, 0.5)
+    attack = number(attack, "Attack", 1, 16)
     seed = seed_value(seed)
     notes, said, title = notes_for(mode, text, example, midi, tempo, transpose, velocity)
     with PIANO_LANE.ticket(visitor_of(request)) as ticket:
         while not ticket.admitted(timeout=1.0):
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), ticket.message()
-        yield from performing(notes, said, title, temperature, seed, floor, progress)
+        yield from performing(notes, said, title, temperature, seed, floor, attack, progress)
 
 
-def performing(notes, said, title, temperature, seed, floor, progress):
+def performing(notes, said, title, temperature, seed, floor, attack, progress):
     pipe = pipeline(progress)
     rate = pipe.rate
     n = pipe.samples(notes)
@@ -207,7 +217,7 @@ def performing(notes, said, title, temperature, seed, floor, progress):
     yield picture, gr.skip(), gr.skip(), gr.skip(), gr.skip(), sentence(said) + "Writing..."
     deadline, parts, busy = Deadline(), [], 0.0
     chunks = pipe.stream(notes, temperature, generator=generator(seed), chunk=rate, shared=True,
-                         floor=floor)
+                         floor=floor, attack=attack)
     for audio, busy in timed(chunks):
         parts.append(audio)
         done = sum(map(len, parts))
@@ -222,7 +232,8 @@ def performing(notes, said, title, temperature, seed, floor, progress):
                 sentence(said) + message
     made = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     ref, how = comparison(notes)
-    rows = [(made, f"WaveNet, temperature {temperature:g}, floor {floor:g}, seed {seed}")]
+    rows = [(made, f"WaveNet, temperature {temperature:g}, floor {floor:g}, attack {attack:g}, "
+                   f"seed {seed}")]
     if ref is not None:
         rows.append((ref, how))
     plot = figure_rows(rows, rate, title)
@@ -236,8 +247,8 @@ def performing(notes, said, title, temperature, seed, floor, progress):
            sentence(said) + message)
 
 
-def check_note(key, velocity, temperature, seed, floor=FLOOR, request: gr.Request = None,
-               progress=gr.Progress()):
+def check_note(key, velocity, temperature, seed, floor=FLOOR, attack=ATTACK,
+               request: gr.Request = None, progress=gr.Progress()):
     """One key alone: the WaveNet plays it for half a second; YIN reads the pitch it played.
     While it waits for a slot, the verdict says its place in line."""
     if key not in KEY_NAMES:
@@ -245,6 +256,7 @@ def check_note(key, velocity, temperature, seed, floor=FLOOR, request: gr.Reques
     velocity = number(velocity, "Velocity", 1, 127, integer=True)
     temperature = number(temperature, "Temperature", 0, 2)
     floor = number(floor, "Floor", 0, 0.5)
+    attack = number(attack, "Attack", 1, 16)
     seed = seed_value(seed)
     pitch = 36 + KEY_NAMES.index(key)
     with PIANO_LANE.ticket(visitor_of(request)) as ticket:
@@ -253,13 +265,14 @@ def check_note(key, velocity, temperature, seed, floor=FLOOR, request: gr.Reques
         pipe = pipeline(progress)
         rate = pipe.rate
         audio = pipe.perform([Note(pitch, 0.0, NOTE_SECONDS, velocity)], int(CHECK_SECONDS * rate),
-                             temperature, generator=generator(seed), floor=floor)
+                             temperature, generator=generator(seed), floor=floor,
+                             attack=attack)
     heard, periodic = note_pitch(audio, rate, 0.05, NOTE_SECONDS - 0.05)
     want = hz_of(pitch)
     if heard is None:
         verdict = (f"Asked for **{key}** ({want:.1f} Hz). What it played has **no clear pitch** "
-                   "(noise, or silence): try another seed, or a harder strike (it plays loud "
-                   "keys right far more often than soft ones; see its card).")
+                   "(noise, or silence): try another seed, or the card's attack and floor (its "
+                   "card lists the keys it misses).")
     else:
         off = cents(heard, pitch)
         near = note_key_name(int(round(pitch + off / 100)))
@@ -312,8 +325,7 @@ def build(ctx: TabContext) -> None:
                                           label="Transpose (semitones)")
                     velocity = gr.Slider(20, 127, value=VELOCITY, step=1,
                                          label="Loudness of typed notes (MIDI velocity)",
-                                         info="the model plays loud keys in tune far more "
-                                              "often than soft ones (its card)")
+                                         info="how hard the typed notes are struck")
                     temperature = gr.Slider(0, 1.5, value=TEMPERATURE, step=0.05,
                                             label="Temperature",
                                             info=f"{TEMPERATURE:g}: the best for pitch on the "
@@ -323,6 +335,11 @@ def build(ctx: TabContext) -> None:
                                       info=f"{FLOOR:g}: the model card's; cuts the unlikely "
                                            "sample values (hiss) while a note sounds; 0: plain "
                                            "sampling")
+                    attack = gr.Slider(1, 16, value=ATTACK, step=0.5, label="Attack",
+                                       info=f"{ATTACK:g}: the model card's; how much harder "
+                                            "than in training each note's pitch signal starts "
+                                            "(for 0.1 s): notes start in tune more often; 1: "
+                                            "as trained")
                     seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
                                      label="Seed")
                 with gr.Column(scale=2, min_width=300):
@@ -355,6 +372,8 @@ def build(ctx: TabContext) -> None:
                                                 label="Temperature")
                     key_floor = gr.Slider(0, 0.1, value=FLOOR, step=0.005, label="Floor",
                                           info="0: plain sampling")
+                    key_attack = gr.Slider(1, 16, value=ATTACK, step=0.5, label="Attack",
+                                           info="1: the pitch signal as trained")
                     key_seed = gr.Number(value=0, precision=0, minimum=0, maximum=2**31 - 1,
                                          label="Seed")
                     check = gr.Button("Play and measure", variant="primary",
@@ -370,11 +389,11 @@ def build(ctx: TabContext) -> None:
     midi.upload(lambda: "MIDI file", None, mode, api_visibility="private", queue=False)
     text.input(lambda: "Typed notes", None, mode, api_visibility="private", queue=False)
     event = run.click(perform, [mode, text, example, midi, tempo, transpose, velocity,
-                                temperature, seed, floor], [roll, audio, plot, reference, wav, status],
+                                temperature, seed, floor, attack], [roll, audio, plot, reference, wav, status],
                       api_name="piano_play", concurrency_id="piano",
                       concurrency_limit=PIANO_LANE.slots)
     stop.click(lambda: "Stopped.", None, status, cancels=[event], api_name="piano_stop",
                queue=False)
-    check.click(check_note, [key, key_velocity, key_temperature, key_seed, key_floor],
+    check.click(check_note, [key, key_velocity, key_temperature, key_seed, key_floor, key_attack],
                 [key_audio, key_plot, verdict], api_name="piano_note", concurrency_id="piano",
                 concurrency_limit=PIANO_LANE.slots)

@@ -145,7 +145,7 @@ def test_the_tiny_build_writes_shards_and_resumes(tmp_path):
 def test_windows_line_up_and_a_tiny_conditioned_wavenet_trains_and_plays(tmp_path):
     import torch
 
-    from models.hub import from_pretrained
+    from models.hub import from_pretrained, save_pretrained
     from models.pianowave import PianoPipeline
     from models.wavenet import WaveNet, WaveNetPipeline, mu_law_encode
     from train.pianoroll import build
@@ -190,6 +190,18 @@ def test_windows_line_up_and_a_tiny_conditioned_wavenet_trains_and_plays(tmp_pat
     firsts = [r["step"] for r in log if r["select"] == max(x["select"] for x in log)]
     assert exported == firsts[0]
 
+    # the check scores the weights as exported: float16, reloaded
+    from train.pianowave import as_exported
+
+    shipped = from_pretrained(WaveNet, str(tmp_path / "pw"))
+    nudged = WaveNet(shipped.config)
+    nudged.load_state_dict({k: v + 1e-4 * v.abs() for k, v in shipped.state_dict().items()})
+    rounded = as_exported(nudged).state_dict()
+    assert not all(torch.equal(v, nudged.state_dict()[k]) for k, v in rounded.items())
+    save_pretrained(nudged, tmp_path / "again")
+    reloaded = from_pretrained(WaveNet, str(tmp_path / "again")).state_dict()
+    assert all(torch.equal(v, reloaded[k]) for k, v in rounded.items())
+
 
 def test_the_source_is_the_notes_sines_and_cosines_from_where_fluidsynth_starts_them():
     from models.pianoroll import ONSET_DELAY, SOURCE_GAIN
@@ -212,6 +224,18 @@ def test_the_source_is_the_notes_sines_and_cosines_from_where_fluidsynth_starts_
     # above Nyquist: nothing
     high = source([Note(108, 0, 1, 100)], 0, 1600, 16000, harmonics=4)
     assert high[[0, 4]].any() and not high[[2, 3, 6, 7]].any()
+    # played with an attack: each note starts that many times stronger and falls back to 1x
+    from models.pianoroll import ATTACK_TIME
+
+    one = [Note(60, 0.5, 1.5, 100)]
+    plain, hard = source(one, 0, 32000, 16000, 2), source(one, 0, 32000, 16000, 2, attack=8)
+    assert np.array_equal(source(one, 0, 32000, 16000, 2, attack=1), plain)
+    start = int(0.5 * 16000) + ONSET_DELAY
+    np.testing.assert_allclose(hard[:, start], 8 * plain[:, start], rtol=1e-5)
+    later = start + int(ATTACK_TIME * 16000)                          # 1 + 7 / e
+    np.testing.assert_allclose(hard[:, later], (1 + 7 / np.e) * plain[:, later], rtol=1e-3)
+    np.testing.assert_allclose(hard[:, start + 16000 - 100], plain[:, start + 16000 - 100], rtol=1e-3, atol=1e-4)
+    assert not hard[:, :start].any()
 
 
 def test_notes_snap_to_the_grid_fluidsynth_plays_exactly():

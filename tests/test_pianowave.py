@@ -15,7 +15,8 @@ import torch
 
 from models.hub import WEIGHTS_DIR
 from models.pianoroll import KEYS, Note, parse, source, to_midi, to_roll
-from models.pianowave import PianoPipeline, cents, hz_of, note_key_name, note_pitch, notes_key, yin
+from models.pianowave import (ATTACK, FLOOR, PianoPipeline, cents, hz_of, level, note_key_name, note_pitch,
+                              notes_key, yin)
 from models.runtime import generator
 from models.wavenet import WaveNet, WaveNetConfig, WaveNetPipeline
 from tabs import pianowave as tab
@@ -49,7 +50,14 @@ def test_the_pipeline_plays_the_notes_length_and_a_seed_reproduces_it():
     assert not np.array_equal(pipe(notes, 1.0, generator=generator(4)), audio)
     # the roll and the source it reads are the notes'
     assert np.array_equal(pipe.roll(notes), to_roll(notes, 300).reshape(264, 300))
-    np.testing.assert_array_equal(pipe.source(notes, 100), source(notes, 0, 100, 16000, 4))  # 8 rows
+    np.testing.assert_array_equal(pipe.source(notes, 100, attack=1), source(notes, 0, 100, 16000, 4))
+    np.testing.assert_array_equal(pipe.source(notes, 100), source(notes, 0, 100, 16000, 4, attack=ATTACK))
+    # played with the attack, scaled back by level(attack): the WaveNet's samples, quieter
+    n = pipe.samples(notes)
+    raw = pipe.wavenet(n, 1.0, generator=generator(3), roll=pipe.roll(notes),
+                       source=pipe.source(notes, n), floor=FLOOR)
+    assert ATTACK > 1 and level(ATTACK) < 1 and level(1) == 1
+    np.testing.assert_allclose(audio, level(ATTACK) * raw, rtol=1e-6)
     with pytest.raises(ValueError, match="piano-roll"):
         PianoPipeline(WaveNetPipeline(WaveNet(WaveNetConfig(cycle=2, stacks=1))))
 
@@ -223,15 +231,16 @@ def test_shipped_pitch_accuracy_is_what_its_card_says():
 
     card = json.loads((SHIPPED / "metrics.json").read_text())
     metrics, TEMPERATURE, FLOOR = card["pitch"], card["temperature"], card.get("floor", 0.0)
+    ATTACK = card.get("attack", 1.0)
     pipe = PianoPipeline.from_pretrained(str(SHIPPED))
     n = int(PITCH_SECONDS * pipe.rate)
     rows = pitch_table(lambda note, k: pipe.perform([note], n, TEMPERATURE, generator=generator(k),
-                                                    floor=FLOOR))
+                                                    floor=FLOOR, attack=ATTACK))
     got = pitch_summary(rows)
     assert f"**{metrics['wavenet']['accuracy']:.0%}**" in tab.how_good()   # the tab says it
-    assert tab.FLOOR == FLOOR and tab.TEMPERATURE == TEMPERATURE          # and starts there
+    assert (tab.FLOOR, tab.TEMPERATURE, tab.ATTACK) == (FLOOR, TEMPERATURE, ATTACK)  # and starts there
     right = {v: sum(r["ok"] for r in metrics["rows"] if r["velocity"] == v) for v in metrics["velocities"]}
-    assert max(right, key=right.get) == tab.VELOCITY          # the tab's keys struck as it plays best
+    assert right[tab.VELOCITY] == max(right.values())        # the tab's keys struck as it plays best
     assert got["notes"] == metrics["wavenet"]["notes"] == 122
     assert abs(got["within"] - metrics["wavenet"]["within"]) <= 2
     assert metrics["render"]["accuracy"] == 1.0
@@ -268,6 +277,10 @@ def test_the_tab_plays_through_the_api_and_a_seed_reproduces_it(client):
     # the floor is what it says: 0 is plain sampling, another sound from the same seed
     plain = client.predict(**{**args, "floor": 0}, api_name="/piano_play")[4]
     assert not np.array_equal(sf.read(plain, dtype="int16")[0], data)
+    with pytest.raises(AppError, match="Attack|greater than maximum|less than minimum"):
+        client.predict(**{**args, "attack": 0.5}, api_name="/piano_play")
+    as_trained = client.predict(**{**args, "attack": 1}, api_name="/piano_play")[4]
+    assert not np.array_equal(sf.read(as_trained, dtype="int16")[0], data) or tab.ATTACK == 1
     # and the server keeps serving
     assert "Done" in client.predict(**args, api_name="/piano_play")[5]
 
@@ -285,7 +298,7 @@ def test_the_shipped_tuning_puts_the_source_in_phase_with_fluidsynths_piano():
     notes = [Note(p, 0.1, 0.6, v) for p in (48, 55, 60, 67, 69, 72, 79) for v in (60, 100)]
     for note, audio in zip(notes, render_many([[n] for n in notes], tail=0.1)):
         held = slice(int(0.15 * 16000), int(0.5 * 16000))
-        sine = pipe.source([note], len(audio))[0][held]
+        sine = pipe.source([note], len(audio), attack=1.0)[0][held]
         corr = float(np.corrcoef(sine, audio[held])[0, 1])
         assert corr > 0.3, (note, corr)
 

@@ -23,9 +23,9 @@ from PIL import Image
 
 from models.audio import figure_rows
 from models.hub import from_pretrained
-from models.pianoroll import (FPS, KEYS, LOWEST, ONSET_DELAY, Note, Tuning, hz_of, render_many,
+from models.pianoroll import (ATTACK_TIME, FPS, KEYS, LOWEST, ONSET_DELAY, Note, Tuning, hz_of, render_many,
                               snap, source, to_roll)
-from models.pianowave import FLOOR, TUNING_NAME, PianoPipeline, cents, note_pitch, spectral_peak
+from models.pianowave import ATTACK, FLOOR, TUNING_NAME, PianoPipeline, cents, note_pitch, spectral_peak
 from models.runtime import generator
 from models.wavenet import FastWaveNet, WaveNet, WaveNetConfig, WaveNetPipeline, bits_per_sample, \
     mu_law_decode, mu_law_encode
@@ -154,12 +154,22 @@ def train(args) -> Path:
 
 def quick_pitch(model: WaveNet, tuning: Tuning | None, keys=None) -> float:
     """Share of keys in tune, every other key C2-C7 at alternating velocities 50 / 100, as the
-    pipeline plays them (the floor on): a cheap guide for which weights to export."""
-    pipe = PianoPipeline(WaveNetPipeline(model), tuning)
+    pipeline plays them (the floor on), with the weights rounded to float16 as they are exported:
+    a cheap guide for which weights to export."""
+    pipe = PianoPipeline(WaveNetPipeline(as_exported(model)), tuning)
     rows = [(p, pipe.perform([Note(p, 0.0, NOTE_SECONDS, PITCH_VELOCITIES[i % 2])],
                              int(PITCH_SECONDS * RATE), 1.0, generator=generator(p)))
             for i, p in enumerate(QUICK_KEYS if keys is None else keys)]
     return float(np.mean([in_tune(a, p) for p, a in rows]))
+
+
+def as_exported(model: WaveNet) -> WaveNet:
+    """A copy of ``model`` whose float weights went through float16, as ``save_pretrained`` writes
+    them (the quick check scored 15 of 31 keys in training, the same weights reloaded 13)."""
+    copy = WaveNet(model.config)
+    copy.load_state_dict({k: v.detach().half().float() if v.is_floating_point() else v
+                          for k, v in model.state_dict().items()})
+    return copy.eval()
 
 
 def in_tune(audio: np.ndarray, pitch: int) -> bool:
@@ -219,7 +229,8 @@ def music_features(audio: np.ndarray) -> dict:
 
 def compare_music(made: np.ndarray, ref: np.ndarray) -> dict:
     """Frame-wise chroma cosine similarity (on frames where the reference is audible), onset
-    F-measure (50 ms) and log-mel distance (dB) of ``made`` against the reference render."""
+    F-measure (50 ms), log-mel distance (dB) and loudness (RMS, dB) of ``made`` against the
+    reference render."""
     import mir_eval
 
     n = min(len(made), len(ref))
@@ -232,7 +243,8 @@ def compare_music(made: np.ndarray, ref: np.ndarray) -> dict:
     f, precision, recall = mir_eval.onset.f_measure(b["onsets"], a["onsets"], window=0.05)
     return dict(chroma=float(cos.mean()), onset_f=float(f), onset_precision=float(precision),
                 onset_recall=float(recall), log_mel_db=float(np.sqrt(((da - db) ** 2).mean(0)).mean()),
-                onsets=len(a["onsets"]), reference_onsets=len(b["onsets"]))
+                onsets=len(a["onsets"]), reference_onsets=len(b["onsets"]),
+                level_db=float(20 * np.log10(np.sqrt((made[:n] ** 2).mean() / max((ref[:n] ** 2).mean(), 1e-12)))))
 
 
 def mean_rows(rows: list[dict]) -> dict:
@@ -289,15 +301,21 @@ def measure(folder: Path, data: Path = Path("runs/pianoroll"), quick: bool = Fal
     pitch_time = time.time() - t
     unfloored = pitch_table(lambda note, k: pipe.perform([note], n_pitch, chosen, generator=generator(k),
                                                          floor=0.0), keys)
+    unattacked = pitch_table(lambda note, k: pipe.perform([note], n_pitch, chosen, generator=generator(k),
+                                                          attack=1.0), keys)
+    plain_sampling = pitch_table(lambda note, k: pipe.perform(
+        [note], n_pitch, chosen, generator=generator(k), floor=0.0, attack=1.0), keys)
     renders = render_many([[Note(r["pitch"], 0.0, NOTE_SECONDS, r["velocity"])] for r in rows],
                           tail=PITCH_SECONDS - NOTE_SECONDS)
     ref_rows = pitch_table(lambda note, k: renders[k], keys)
     plain_rows = (pitch_table(lambda note, k: mu_law_decode(FastWaveNet(plain).generate(
         n_pitch, chosen, generator=generator(k))), keys) if plain is not None else None)
-    metrics = dict(temperature=chosen, temperature_trial=trial, floor=FLOOR, pitch=dict(
+    metrics = dict(temperature=chosen, temperature_trial=trial, floor=FLOOR, attack=ATTACK,
+                   attack_time=ATTACK_TIME, pitch=dict(
         key_range=f"MIDI {keys[0]}-{keys[-1]}", velocities=list(PITCH_VELOCITIES),
         note_seconds=NOTE_SECONDS, cents_ok=CENTS_OK, seconds=pitch_time,
         wavenet=pitch_summary(rows), wavenet_no_floor=pitch_summary(unfloored),
+        wavenet_no_attack=pitch_summary(unattacked), wavenet_plain=pitch_summary(plain_sampling),
         render=pitch_summary(ref_rows),
         unconditioned=pitch_summary(plain_rows) if plain_rows else None, rows=rows))
 
@@ -308,7 +326,7 @@ def measure(folder: Path, data: Path = Path("runs/pianoroll"), quick: bool = Fal
     shards = {p.name[len("test-"):-len(".npz")]: p for p in Path(data).glob("test-*.npz")}
     pieces = MUSIC[:1] if quick else MUSIC
     seconds = 3.0 if quick else MUSIC_SECONDS
-    music = dict(wavenet=[], unconditioned=[], render_vs_notes=[])
+    music = dict(wavenet=[], wavenet_no_attack=[], unconditioned=[], render_vs_notes=[])
     (folder / "samples").mkdir(exist_ok=True)
     for k, name in enumerate(pieces):
         notes = truncated(read_shard(shards[name])[1], seconds)
@@ -316,6 +334,8 @@ def measure(folder: Path, data: Path = Path("runs/pianoroll"), quick: bool = Fal
         made = pipe(notes, chosen, generator=generator(k))
         row = compare_music(made, ref)
         music["wavenet"].append(dict(piece=name, **row))
+        music["wavenet_no_attack"].append(dict(piece=name, **compare_music(
+            pipe(notes, chosen, generator=generator(k), attack=1.0), ref)))
         truth = np.array(sorted({round(n.start, 3) for n in notes}))
         found = librosa.onset.onset_detect(y=ref, sr=RATE, hop_length=RATE // FPS, units="time")
         music["render_vs_notes"].append(dict(piece=name, onset_f=float(
