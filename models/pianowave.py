@@ -152,8 +152,7 @@ ATTACK = 8.0     # each note's source starts this many times louder (models.pian
 
 def level(attack: float) -> float:
     """What a performance is scaled by so the attack changes how notes start, not how loud the
-    piece is: with the attack the model plays about sqrt(attack) times louder (measured RMS
-    against fluidsynth at attacks 1, 3, 5 and 8: 0.80, 1.43, 1.78, 2.04; docs/pianowave.md)."""
+    piece is: with it the model plays about sqrt(attack) times louder (docs/pianowave.md)."""
     return float(attack) ** -0.5
 
 

@@ -23,9 +23,10 @@ from PIL import Image
 
 from models.audio import figure_rows
 from models.hub import from_pretrained
-from models.pianoroll import (ATTACK_TIME, FPS, KEYS, LOWEST, ONSET_DELAY, Note, Tuning, hz_of, render_many,
-                              snap, source, to_roll)
-from models.pianowave import ATTACK, FLOOR, TUNING_NAME, PianoPipeline, cents, note_pitch, spectral_peak
+from models.pianoroll import (ATTACK_TIME, FPS, KEYS, LOWEST, ONSET_DELAY, Note, Tuning, hz_of,
+                              render_many, snap, source, to_roll)
+from models.pianowave import (ATTACK, FLOOR, TUNING_NAME, PianoPipeline, cents, note_pitch,
+                              spectral_peak)
 from models.runtime import generator
 from models.wavenet import FastWaveNet, WaveNet, WaveNetConfig, WaveNetPipeline, bits_per_sample, \
     mu_law_decode, mu_law_encode
@@ -154,8 +155,8 @@ def train(args) -> Path:
 
 def quick_pitch(model: WaveNet, tuning: Tuning | None, keys=None) -> float:
     """Share of keys in tune, every other key C2-C7 at alternating velocities 50 / 100, as the
-    pipeline plays them (the floor on), with the weights rounded to float16 as they are exported:
-    a cheap guide for which weights to export."""
+    pipeline plays them by default (floor and attack), with the weights as they are exported: a
+    cheap guide for which weights to export."""
     pipe = PianoPipeline(WaveNetPipeline(as_exported(model)), tuning)
     rows = [(p, pipe.perform([Note(p, 0.0, NOTE_SECONDS, PITCH_VELOCITIES[i % 2])],
                              int(PITCH_SECONDS * RATE), 1.0, generator=generator(p)))
@@ -165,7 +166,7 @@ def quick_pitch(model: WaveNet, tuning: Tuning | None, keys=None) -> float:
 
 def as_exported(model: WaveNet) -> WaveNet:
     """A copy of ``model`` whose float weights went through float16, as ``save_pretrained`` writes
-    them (the quick check scored 15 of 31 keys in training, the same weights reloaded 13)."""
+    them."""
     copy = WaveNet(model.config)
     copy.load_state_dict({k: v.detach().half().float() if v.is_floating_point() else v
                           for k, v in model.state_dict().items()})
@@ -244,7 +245,8 @@ def compare_music(made: np.ndarray, ref: np.ndarray) -> dict:
     return dict(chroma=float(cos.mean()), onset_f=float(f), onset_precision=float(precision),
                 onset_recall=float(recall), log_mel_db=float(np.sqrt(((da - db) ** 2).mean(0)).mean()),
                 onsets=len(a["onsets"]), reference_onsets=len(b["onsets"]),
-                level_db=float(20 * np.log10(np.sqrt((made[:n] ** 2).mean() / max((ref[:n] ** 2).mean(), 1e-12)))))
+                level_db=float(10 * np.log10(max((made[:n] ** 2).mean(), 1e-12)
+                                             / max((ref[:n] ** 2).mean(), 1e-12))))
 
 
 def mean_rows(rows: list[dict]) -> dict:
